@@ -1,0 +1,9 @@
+"""embodied: a robot acts in order to see.
+
+Importing the package registers the Gymnasium ids of every preset under ``envs/``
+(Gymnasium 1.x loads no plugin entry points).
+"""
+
+from embodied import envs as envs  # noqa: F401  (registers ids)
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Scripted policies and (later) the collection workers and backends."""

@@ -1,0 +1,129 @@
+#!/usr/bin/env python
+"""Speed benchmarks: prints numbers and ratios measured in one run.
+
+    python scripts/bench.py            # everything
+    python scripts/bench.py --only ego # one section
+    python scripts/bench.py --quick    # fewer steps, for a smoke check
+
+Ratios compare numbers taken in the same run on the same machine; absolute
+figures on a shared machine are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pybullet as p  # noqa: E402
+
+
+def _ego_env(size: int):
+    from embodied.envs.ego_motion import EgoMotionEnv
+
+    return EgoMotionEnv(size=size)
+
+
+def ego_env_fps(size: int, steps: int, views: list | None = None) -> float:
+    """Frames/s of EgoMotion env.step with the exploration policy (policy time included).
+
+    When ``views`` is a list, the camera view of every timed step is appended to it.
+    """
+    from embodied.collect.explore import ExplorePolicy
+
+    env = _ego_env(size)
+    policy = ExplorePolicy(env.action_space)
+    policy.reset(0)
+    obs, info = env.reset(seed=0)
+    for _ in range(10):  # warm-up
+        obs, _, _, _, info = env.step(policy(obs, info))
+    t = time.perf_counter()
+    for _ in range(steps):
+        obs, _, _, _, info = env.step(policy(obs, info))
+        if views is not None:
+            views.append(env._eye_view(env.camera))
+    dt = time.perf_counter() - t
+    if views is not None:  # the view bookkeeping is not part of the env's cost
+        t = time.perf_counter()
+        for _ in range(steps):
+            env._eye_view(env.camera)
+        dt -= time.perf_counter() - t
+    env.close()
+    return steps / dt
+
+
+def ego_env_vs_raw(size: int, steps: int) -> tuple[float, float]:
+    """(env frames/s, raw getCameraImage frames/s) over the same scene and the same sequence of views."""
+    views: list = []
+    env_fps = ego_env_fps(size, steps, views)
+    env = _ego_env(size)
+    env.reset(seed=0)  # the same room
+    cam, sim = env.camera, env.sim
+    args = dict(
+        shadow=int(cam.shadows),
+        lightDirection=cam.light_direction,
+        renderer=sim.renderer_flag,
+        physicsClientId=sim.client,
+    )
+    t = time.perf_counter()
+    for view in views:
+        p.getCameraImage(cam.width, cam.height, view, cam.projection, **args)
+    raw_fps = steps / (time.perf_counter() - t)
+    env.close()
+    return env_fps, raw_fps
+
+
+def _worker(args: tuple[int, int]) -> float:
+    return ego_env_fps(*args)
+
+
+def scaling(fn, args: tuple, procs: int) -> float:
+    """Total throughput of ``procs`` processes each running ``fn(*args)``."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(procs) as pool:
+        return float(sum(pool.map(fn, [args] * procs)))
+
+
+def bench_ego(quick: bool) -> dict[str, float]:
+    steps = 100 if quick else 600
+    out: dict[str, float] = {}
+    for size in (64, 128):
+        env_fps, raw_fps = ego_env_vs_raw(size, steps)
+        out[f"ego_{size}px_env_fps"] = env_fps
+        out[f"ego_{size}px_raw_render_fps"] = raw_fps
+        out[f"ego_{size}px_env_over_raw"] = env_fps / raw_fps
+    one = scaling(_worker, (64, steps), 1)
+    two = scaling(_worker, (64, steps), 2)
+    out["ego_64px_1proc_fps"] = one
+    out["ego_64px_2proc_fps"] = two
+    out["ego_64px_scaling_2proc"] = two / one
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", choices=["ego", "tabletop"], help="run one section")
+    ap.add_argument("--quick", action="store_true", help="fewer steps (smoke check)")
+    ap.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    args = ap.parse_args()
+    results: dict[str, float] = {}
+    if args.only in (None, "ego"):
+        results.update(bench_ego(args.quick))
+    if args.only in (None, "tabletop"):
+        import bench_tabletop
+
+        results.update(bench_tabletop.run(quick=args.quick))
+    width = max(len(k) for k in results)
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value:10.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

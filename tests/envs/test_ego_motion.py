@@ -1,0 +1,166 @@
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from embodied.collect.explore import ExplorePolicy
+from embodied.envs import make, resolve
+from embodied.envs.ego_motion import DISCRETE_ACTIONS, EgoMotionEnv
+from embodied.envs.scenes import SCENE_CLASSES
+
+
+@pytest.fixture
+def env():
+    e = EgoMotionEnv(motor_noise=0.0, motor_noise_floor=0.0)
+    yield e
+    e.close()
+
+
+def test_presets_resolve_by_name_and_id():
+    assert resolve("ego_room").id == "embodied/EgoMotion-v0"
+    assert resolve("embodied/EgoMotionContinuous-v0").kwargs["action_mode"] == "continuous"
+    env = make("ego_room", size=32)
+    assert env.observation_space["rgb"].shape == (32, 32, 3)
+    env.close()
+
+
+def test_odometry_is_the_executed_motion(env):
+    env.reset(seed=4)
+    before = env.unwrapped._pose()
+    obs, _, _, _, info = env.step(DISCRETE_ACTIONS.index("turn_left"))
+    assert obs["motor"][2] == pytest.approx(math.radians(15), abs=1e-3)
+    assert abs(obs["motor"][0]) < 1e-3
+    obs, _, _, _, info = env.step(DISCRETE_ACTIONS.index("look_up"))
+    assert obs["motor"][3] == pytest.approx(math.radians(10), abs=1e-6)
+    after = info["pose"]
+    assert after[3] == pytest.approx(math.radians(10), abs=1e-6)
+    assert after[2] - before[2] == pytest.approx(math.radians(15), abs=1e-3)
+
+
+def test_forward_moves_forward_until_a_wall_stops_it(env):
+    obs, info = env.reset(seed=1)
+    start = info["pose"].copy()
+    obs, _, _, _, info = env.step(0)
+    if not info["collided"]:
+        assert obs["motor"][0] == pytest.approx(0.2, abs=0.02)
+    hx, hy = env.scene.half_size
+    for _ in range(80):  # long enough to cross any room
+        obs, _, _, _, info = env.step(0)
+    x, y = info["pose"][:2]
+    assert abs(x) < hx - 0.1 and abs(y) < hy - 0.1, "the rig went through a wall"
+    assert info["collided"] and abs(obs["motor"][0]) < 0.05
+    assert np.hypot(*(info["pose"][:2] - start[:2])) > 0.2
+
+
+def test_motor_noise_is_configurable_and_seeded():
+    noisy = EgoMotionEnv(motor_noise=0.2, motor_noise_floor=0.01)
+    noisy.reset(seed=2)
+    a = noisy.step(0)[0]["motor"]
+    noisy.reset(seed=2)
+    b = noisy.step(0)[0]["motor"]
+    np.testing.assert_array_equal(a, b)
+    clean = EgoMotionEnv(motor_noise=0.0, motor_noise_floor=0.0)
+    clean.reset(seed=2)
+    c = clean.step(0)[0]["motor"]
+    assert not np.array_equal(a, c) and abs(a[0] - c[0]) < 0.2
+    noisy.close()
+    clean.close()
+
+
+def test_every_scene_class_builds_and_looks_different():
+    env = EgoMotionEnv()
+    means = []
+    for cls in SCENE_CLASSES:
+        obs, info = env.reset(seed=0, options={"scene_class": cls})
+        assert info["scene_class"] == cls and info["scene_class_id"] == SCENE_CLASSES.index(cls)
+        means.append(obs["rgb"].reshape(-1, 3).mean(0))
+    assert len({tuple(np.round(m)) for m in means}) == len(SCENE_CLASSES)
+    env.close()
+
+
+def test_info_names_visible_objects():
+    env = EgoMotionEnv()
+    seen = 0
+    for seed in range(6):
+        _, info = env.reset(seed=seed)
+        policy = ExplorePolicy(env.action_space)
+        policy.reset(seed)
+        obs = None
+        for _ in range(20):
+            obs, _, _, _, info = env.step(policy(obs, info))
+            assert len(info["visible_instances"]) == len(info["visible_categories"]) == len(info["visible_pixels"])
+            seen += len(info["visible_instances"])
+            assert np.all(info["visible_pixels"] > 0)
+    assert seen > 0
+    env.close()
+
+
+def test_depth_observation():
+    env = EgoMotionEnv(depth=True)
+    obs, _ = env.reset(seed=0)
+    assert obs["depth"].shape == (64, 64, 1) and obs["depth"].dtype == np.float32
+    assert 0.03 < obs["depth"].min() and obs["depth"].max() < 15.0
+    env.close()
+
+
+def test_explore_policy_keeps_moving_without_crashing_into_walls():
+    for action_mode in ("discrete", "continuous"):
+        env = EgoMotionEnv(action_mode=action_mode)
+        policy = ExplorePolicy(env.action_space)
+        obs, info = env.reset(seed=3)
+        policy.reset(3)
+        travelled, collisions = 0.0, 0
+        for _ in range(150):
+            obs, _, _, _, info = env.step(policy(obs, info))
+            travelled += abs(float(obs["motor"][0]))
+            collisions += bool(info["collided"])
+        assert travelled > 5.0, action_mode
+        assert collisions < 15, action_mode
+        env.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"size": -64}, "size=-64"),
+        ({"size": 0}, "size=0"),
+        ({"action_mode": "teleport"}, "action_mode='teleport'"),
+        ({"scene_classes": ["moon"]}, "moon"),
+        ({"split": "test"}, "split='test'"),
+        ({"motor_noise": float("nan")}, "motor_noise=nan"),
+    ],
+)
+def test_bad_configuration(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EgoMotionEnv(**kwargs)
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="unknown env preset 'ego_moon'"):
+        make("ego_moon")
+
+
+@pytest.mark.parametrize("action", [7, -1, 1.5, float("nan"), "left"])
+def test_bad_discrete_action(env, action):
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action="):
+        env.step(action)
+
+
+@pytest.mark.parametrize("action", [[float("nan"), 0.0], [2.0, 0.0], [0.0], [0.1, 0.2, 0.3]])
+def test_bad_continuous_action(action):
+    env = gym.make("embodied/EgoMotionContinuous-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action="):
+        env.step(np.array(action))
+    env.close()
+
+
+def test_render_shows_ego_view_and_overview():
+    env = EgoMotionEnv(render_mode="rgb_array", render_size=96)
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.shape == (96, 192, 3) and frame.dtype == np.uint8
+    assert frame[:, 96:].std() > 5
+    env.close()
