@@ -7,6 +7,7 @@ arguments it is built with, so adding a variant is adding a file::
     entry_point = "embodied.envs.ego_motion:EgoMotionEnv"
     max_episode_steps = 200
     description = "..."
+    policy = "explore"          # default scripted policy for collection
     [kwargs]
     size = 64
 """
@@ -34,6 +35,7 @@ class EnvPreset:
     kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = None
     description: str = ""
+    policy: str = "random"
     path: Path | None = None
 
 
@@ -43,7 +45,7 @@ def _parse(path: Path) -> EnvPreset:
     for key in ("id", "entry_point"):
         if key not in raw:
             raise ValueError(f"env preset {path} lacks {key!r}")
-    unknown = set(raw) - {"id", "entry_point", "kwargs", "max_episode_steps", "description"}
+    unknown = set(raw) - {"id", "entry_point", "kwargs", "max_episode_steps", "description", "policy"}
     if unknown:
         raise ValueError(f"env preset {path} has unknown keys {sorted(unknown)}")
     return EnvPreset(
@@ -53,6 +55,7 @@ def _parse(path: Path) -> EnvPreset:
         kwargs=dict(raw.get("kwargs", {})),
         max_episode_steps=raw.get("max_episode_steps"),
         description=raw.get("description", ""),
+        policy=raw.get("policy", "random"),
         path=path,
     )
 
@@ -78,6 +81,10 @@ def resolve(name_or_id: str) -> EnvPreset:
     for preset in PRESETS.values():
         if preset.id == name_or_id:
             return preset
+    if name_or_id in gym.registry:  # any other registered Gymnasium id, used as it is
+        spec = gym.registry[name_or_id]
+        return EnvPreset(name=name_or_id.replace("/", "_"), id=name_or_id, entry_point=str(spec.entry_point),
+                         kwargs=dict(spec.kwargs), max_episode_steps=spec.max_episode_steps)
     raise ValueError(
         f"unknown env preset {name_or_id!r}; expected one of {sorted(PRESETS)} or an id in {sorted(ENV_IDS)}"
     )

@@ -140,12 +140,12 @@ def test_async_vector_env(env_id):
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_record_video(env_id, tmp_path):
     env = gym.make(env_id, render_mode="rgb_array", max_episode_steps=4)
-    env = gym.wrappers.RecordVideo(env, str(tmp_path), episode_trigger=lambda i: True, disable_logger=True)
+    env = gym.wrappers.RecordVideo(env, str(tmp_path / "videos"), episode_trigger=lambda i: True, disable_logger=True)
     env.reset(seed=0)
     done = False
     while not done:
         _, _, term, trunc, _ = env.step(env.action_space.sample())
         done = term or trunc
     env.close()
-    videos = list(tmp_path.glob("*.mp4"))
+    videos = list((tmp_path / "videos").glob("*.mp4"))
     assert videos and videos[0].stat().st_size > 1000

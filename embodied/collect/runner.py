@@ -1,0 +1,184 @@
+"""Plan, run, resume and verify a collection; what ``scripts/collect.py`` calls."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from embodied import __version__
+from embodied.collect.backends import CollectionError, default_workers, run_local, run_ray
+from embodied.collect.worker import ShardJob
+from embodied.data.manifest import SCHEMA_VERSION, load_manifest, manifest_path, save_manifest, shard_name
+from embodied.data.shards import CorruptShardError, open_shard, sha256_file
+from embodied.envs.registry import resolve
+
+FRAMES_PER_SHARD = 1000  # target; shards of a few MB to a few tens of MB at 64-128 px
+BACKENDS = ("local", "ray")
+
+
+def plan_config(env: str, episodes: int, seed: int, policy: str | None, max_steps: int | None,
+                episodes_per_shard: int | None, env_overrides: dict[str, Any] | None, max_retries: int,
+                compression: str | None) -> dict[str, Any]:
+    """The resolved, JSON-able description of a collection (saved in the manifest)."""
+    preset = resolve(env)
+    if not isinstance(episodes, int) or episodes <= 0:
+        raise ValueError(f"episodes={episodes!r}; expected a positive integer")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r}; expected an integer >= 0")
+    if max_steps is not None and max_steps <= 0:
+        raise ValueError(f"max_steps={max_steps}; expected a positive number of steps")
+    steps = max_steps or preset.max_episode_steps or 1000
+    per_shard = episodes_per_shard or max(1, FRAMES_PER_SHARD // (steps + 1))
+    if per_shard <= 0:
+        raise ValueError(f"episodes_per_shard={episodes_per_shard}; expected a positive integer")
+    return {
+        "env_id": preset.id,
+        "preset": preset.name,
+        "env_kwargs": {**preset.kwargs, **(env_overrides or {})},
+        "max_episode_steps": max_steps or preset.max_episode_steps,
+        "policy": policy or preset.policy,
+        "seed": seed,
+        "episodes": episodes,
+        "episodes_per_shard": per_shard,
+        "max_retries": max_retries,
+        "compression": compression,
+    }
+
+
+def _jobs(out: Path, config: dict[str, Any], todo: list[int], episode_timeout: float) -> list[ShardJob]:
+    per, total = config["episodes_per_shard"], config["episodes"]
+    return [
+        ShardJob(
+            out_dir=str(out), shard=k, name=shard_name(k), env_id=config["env_id"], env_kwargs=config["env_kwargs"],
+            max_episode_steps=config["max_episode_steps"], policy=config["policy"], first_episode=k * per,
+            n_episodes=min(per, total - k * per), seed=config["seed"], total_episodes=total,
+            max_retries=config["max_retries"], episode_timeout=episode_timeout, compression=config["compression"],
+        )
+        for k in todo
+    ]
+
+
+def _prepare_out(out: Path, resume: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; expected a directory")
+    if not resume and out.exists() and any(out.iterdir()):
+        raise ValueError(f"--out {out} is not empty; pass --resume to continue it or choose an empty directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"--out {out} is not writable: {e.strerror}") from None
+
+
+def _kept_shards(out: Path, manifest: dict[str, Any], log: Any) -> list[dict[str, Any]]:
+    """Shards of a previous run that are intact; damaged ones are dropped to be redone."""
+    kept = []
+    for entry in manifest["shards"]:
+        try:
+            open_shard(out / entry["name"], entry["sha256"], entry["bytes"]).close()
+            kept.append(entry)
+        except CorruptShardError as e:
+            log(f"redoing: {e}")
+            (out / entry["name"]).unlink(missing_ok=True)
+    return kept
+
+
+def collect(env: str, episodes: int, out: Path, *, workers: int | None = None, seed: int = 0,
+            policy: str | None = None, resume: bool = False, backend: str = "local", ray_address: str | None = None,
+            episodes_per_shard: int | None = None, max_steps: int | None = None,
+            env_overrides: dict[str, Any] | None = None, episode_timeout: float = 120.0, max_retries: int = 3,
+            compression: str | None = None, progress: bool = True, log: Any = print) -> dict[str, Any]:
+    """Collect ``episodes`` episodes of ``env`` into ``out``; returns the final manifest.
+
+    Episode i is run from seed ``seed + i`` whatever ``workers`` or ``backend``.
+    A killed run keeps every completed shard; ``resume=True`` finishes it.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}; expected one of {BACKENDS}")
+    workers = workers or default_workers()
+    if workers <= 0:
+        raise ValueError(f"workers={workers}; expected a positive integer")
+    out = Path(out)
+    config = plan_config(env, episodes, seed, policy, max_steps, episodes_per_shard, env_overrides, max_retries,
+                         compression)
+    _prepare_out(out, resume)
+    for stale in out.glob(".*.tmp"):  # shards in flight when a previous run died
+        stale.unlink()
+    shards: list[dict[str, Any]] = []
+    if resume and manifest_path(out).exists():
+        previous = load_manifest(out)
+        for key, value in config.items():
+            if previous["config"].get(key) != value:
+                raise ValueError(f"--resume with {key}={value!r}, but {out} was collected with "
+                                 f"{key}={previous['config'].get(key)!r}")
+        shards = _kept_shards(out, previous, log)
+    manifest = {"schema_version": SCHEMA_VERSION, "embodied_version": __version__, "config": config,
+                "env_id": config["env_id"], "complete": False, "shards": shards}
+    save_manifest(out, manifest)
+
+    n_shards = math.ceil(episodes / config["episodes_per_shard"])
+    done = {s["index"] for s in shards}
+    jobs = _jobs(out, config, [k for k in range(n_shards) if k not in done], episode_timeout)
+    shard_timeout = episode_timeout * (max_retries + 1) * config["episodes_per_shard"] + 300.0
+    t0 = time.perf_counter()
+    bar = tqdm(total=episodes, initial=sum(s["episodes"][1] - s["episodes"][0] for s in shards), unit="ep",
+               desc=f"collect {config['preset']}", disable=not progress)
+    new_frames = 0
+    runner = (run_local(jobs, min(workers, max(1, len(jobs))), shard_timeout) if backend == "local"
+              else run_ray(jobs, workers, shard_timeout, ray_address))
+    try:
+        for result in runner:
+            shards.append(result)
+            shards.sort(key=lambda s: s["index"])
+            save_manifest(out, manifest)
+            new_frames += result["frames"]
+            bar.update(result["episodes"][1] - result["episodes"][0])
+            bar.set_postfix(fps=f"{new_frames / max(time.perf_counter() - t0, 1e-9):.0f}")
+    finally:
+        bar.close()
+    manifest["complete"] = True
+    manifest["totals"] = totals(shards)
+    save_manifest(out, manifest)
+    return manifest
+
+
+def totals(shards: list[dict[str, Any]]) -> dict[str, Any]:
+    """Summary counts over shard entries."""
+    eps = sum(s["n_episodes"] for s in shards)
+    rates = [(s["success_rate"], s["n_episodes"]) for s in shards if s.get("success_rate") is not None]
+    return {
+        "episodes": eps,
+        "frames": sum(s["frames"] for s in shards),
+        "steps": sum(s["steps"] for s in shards),
+        "bytes": sum(s["bytes"] for s in shards),
+        "retries": sum(len(s["retries"]) for s in shards),
+        "invalid_retried": sum(1 for s in shards for r in s["retries"] if r["reason"] == "invalid"),
+        "discarded": sum(len(s["discarded"]) for s in shards),
+        "success_rate": (sum(r * n for r, n in rates) / max(1, sum(n for _, n in rates))) if rates else None,
+    }
+
+
+def verify(out: Path) -> list[str]:
+    """Re-hash every shard of the dataset at ``out``; returns one message per problem (empty = intact)."""
+    manifest = load_manifest(Path(out))
+    problems = []
+    for entry in manifest["shards"]:
+        path = Path(out) / entry["name"]
+        if not path.exists():
+            problems.append(f"{entry['name']}: missing")
+        elif path.stat().st_size != entry["bytes"]:
+            problems.append(f"{entry['name']}: {path.stat().st_size} bytes, manifest says {entry['bytes']} (truncated)")
+        elif sha256_file(path) != entry["sha256"]:
+            problems.append(f"{entry['name']}: sha256 differs from the manifest (altered)")
+    if not manifest.get("complete"):
+        problems.append("manifest: collection not complete (finish it with --resume)")
+    return problems
+
+
+__all__ = ["CollectionError", "collect", "plan_config", "totals", "verify"]

@@ -1,0 +1,154 @@
+"""The collector: determinism, crash safety, verification, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from embodied.collect.runner import collect, verify
+from embodied.data.manifest import load_manifest
+from embodied.data.shards import CorruptShardError, open_shard
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = dict(max_steps=6, episodes_per_shard=1, progress=False, log=lambda *_: None)
+
+
+def shard_hashes(out: Path) -> dict[str, str]:
+    return {s["name"]: s["sha256"] for s in load_manifest(out)["shards"]}
+
+
+def test_same_seeds_same_bytes_for_1_and_2_workers(tmp_path):
+    a = collect("ego_room", 4, tmp_path / "a", workers=1, **SMALL)
+    b = collect("ego_room", 4, tmp_path / "b", workers=2, **SMALL)
+    assert a["complete"] and b["complete"]
+    assert shard_hashes(tmp_path / "a") == shard_hashes(tmp_path / "b")
+    assert len(shard_hashes(tmp_path / "a")) == 4
+    assert a["totals"]["frames"] == 4 * 7
+    c = collect("ego_room", 4, tmp_path / "c", workers=1, seed=100, **SMALL)
+    assert shard_hashes(tmp_path / "c") != shard_hashes(tmp_path / "a")
+    assert [s["seeds"] for s in c["shards"]] == [[100], [101], [102], [103]]
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    ref = tmp_path / "ref"
+    collect("ego_room", 6, ref, workers=1, max_steps=25, episodes_per_shard=1, progress=False)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, str(ROOT / "scripts" / "collect.py"), "--env", "ego_room", "--episodes", "6", "--out",
+           str(out), "--max-steps", "25", "--episodes-per-shard", "1", "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if len(json.loads((out / "manifest.json").read_text())["shards"]) >= 2:
+                break
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+            pass
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = load_manifest(out)
+    assert not partial["complete"] and 2 <= len(partial["shards"]) < 6
+    with pytest.raises(ValueError, match="not empty"):
+        collect("ego_room", 6, out, workers=1, max_steps=25, episodes_per_shard=1, progress=False)
+    collect("ego_room", 6, out, workers=2, resume=True, max_steps=25, episodes_per_shard=1, progress=False)
+    assert shard_hashes(out) == shard_hashes(ref)
+    assert not list(out.glob(".*.tmp"))
+    assert verify(out) == []
+
+
+def test_verify_and_readers_name_damaged_shards(tmp_path):
+    out = tmp_path / "d"
+    collect("ego_room", 3, out, workers=1, **SMALL)
+    m = load_manifest(out)
+    names = [s["name"] for s in m["shards"]]
+    (out / names[0]).unlink()
+    with open(out / names[1], "r+b") as f:
+        f.truncate(1000)
+    data = bytearray((out / names[2]).read_bytes())
+    data[-100] ^= 0xFF
+    (out / names[2]).write_bytes(bytes(data))
+    problems = verify(out)
+    assert any(names[0] in p and "missing" in p for p in problems)
+    assert any(names[1] in p and "truncated" in p for p in problems)
+    assert any(names[2] in p and "altered" in p for p in problems)
+    entry = m["shards"][2]
+    with pytest.raises(CorruptShardError, match=names[2]):
+        open_shard(out / names[2], entry["sha256"], entry["bytes"])
+    cli = subprocess.run([sys.executable, str(ROOT / "scripts" / "collect.py"), "--verify", str(out)],
+                         capture_output=True, text=True)
+    assert cli.returncode == 1 and names[1] in cli.stdout
+    # resume redoes exactly the damaged shards
+    collect("ego_room", 3, out, workers=1, resume=True, **SMALL)
+    assert verify(out) == []
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="unknown env preset 'nope'"):
+        collect("nope", 1, tmp_path / "x", **SMALL)
+    with pytest.raises(ValueError, match="episodes=0"):
+        collect("ego_room", 0, tmp_path / "x", **SMALL)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        collect("ego_room", 1, blocker, **SMALL)
+    with pytest.raises(ValueError, match="not writable"):
+        collect("ego_room", 1, blocker / "sub", **SMALL)
+    out = tmp_path / "y"
+    collect("ego_room", 1, out, workers=1, **SMALL)
+    with pytest.raises(ValueError, match="seed=5"):
+        collect("ego_room", 1, out, workers=1, seed=5, resume=True, **SMALL)
+    with pytest.raises(ValueError, match="backend='spark'"):
+        collect("ego_room", 1, tmp_path / "z", backend="spark", **SMALL)
+
+
+def test_cli_help_documents_every_flag():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "collect.py"), "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for flag in ("--env", "--episodes", "--workers", "--out", "--seed", "--policy", "--resume", "--backend",
+                 "--ray-address", "--verify", "--episode-timeout"):
+        assert flag in out
+    assert "default" in out
+
+
+class FlakyEnv(gym.Env):
+    """Marks odd seeds invalid; seed 7 hangs."""
+
+    observation_space = spaces.Dict({"rgb": spaces.Box(0, 255, (4, 4, 3), np.uint8)})
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.seed_ = seed
+        if seed == 7:
+            time.sleep(30)
+        return {"rgb": np.full((4, 4, 3), seed % 256, np.uint8)}, {}
+
+    def step(self, action):
+        info = {"invalid": self.seed_ % 2 == 1, "success": self.seed_ % 4 == 0}
+        return {"rgb": np.zeros((4, 4, 3), np.uint8)}, 1.0, True, False, info
+
+
+def test_invalid_and_hung_episodes_are_retried_with_the_next_seed(tmp_path):
+    gym.register("tests/Flaky-v0", entry_point=FlakyEnv, max_episode_steps=3)
+    try:
+        # 4 episodes from seed 3: seeds 3,4,5,6 ; odd ones invalid -> retried at +4: 7 (hangs) -> 11 (invalid) ...
+        m = collect("tests/Flaky-v0", 4, tmp_path / "f", workers=1, seed=3, episodes_per_shard=4, max_retries=3,
+                    episode_timeout=1.0, progress=False)
+    finally:
+        gym.registry.pop("tests/Flaky-v0")
+    shard = m["shards"][0]
+    assert shard["seeds"] == [4, 6]
+    assert shard["discarded"] == [0, 2]
+    reasons = {(r["seed"], r["reason"]) for r in shard["retries"]}
+    assert (7, "timeout") in reasons and (3, "invalid") in reasons and (11, "invalid") in reasons
+    assert m["totals"]["success_rate"] == pytest.approx(0.5)
