@@ -32,27 +32,53 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--env", help=f"env preset name or registered id; presets: {', '.join(sorted(PRESETS))}")
     ap.add_argument("--episodes", type=int, default=10, help="number of episodes (default: 10)")
     ap.add_argument("--out", type=Path, help="dataset directory (must be empty unless --resume)")
-    ap.add_argument("--workers", type=int, default=None,
-                    help=f"parallel worker processes (default: one per core, here {default_workers()})")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"parallel worker processes (default: one per core, here {default_workers()})",
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed S of episode 0; episode i uses S + i (default: 0)")
-    ap.add_argument("--policy", default=None,
-                    help="random | informed | explore (default: the preset's policy)")
-    ap.add_argument("--max-steps", type=int, default=None,
-                    help="steps per episode (default: the preset's max_episode_steps)")
-    ap.add_argument("--episodes-per-shard", type=int, default=None,
-                    help="episodes in one shard file (default: about 1000 frames per shard)")
+    ap.add_argument("--policy", default=None, help="random | informed | explore (default: the preset's policy)")
+    ap.add_argument(
+        "--max-steps", type=int, default=None, help="steps per episode (default: the preset's max_episode_steps)"
+    )
+    ap.add_argument(
+        "--episodes-per-shard",
+        type=int,
+        default=None,
+        help="episodes in one shard file (default: about 1000 frames per shard)",
+    )
     ap.add_argument("--resume", action="store_true", help="continue the collection in --out (default: off)")
-    ap.add_argument("--backend", choices=["local", "ray"], default="local",
-                    help="local process pool or Ray actors (default: local)")
+    ap.add_argument(
+        "--backend", choices=["local", "ray"], default="local", help="local process pool or Ray actors (default: local)"
+    )
     ap.add_argument("--ray-address", default=None, help="Ray cluster address for --backend ray (default: local Ray)")
-    ap.add_argument("--episode-timeout", type=float, default=120.0,
-                    help="seconds before an episode counts as hung and is retried with the next seed (default: 120)")
-    ap.add_argument("--max-retries", type=int, default=3,
-                    help="retries (next seed) for an invalid or hung episode before it is discarded (default: 3)")
-    ap.add_argument("--compression", choices=["lzf", "gzip"], default=None,
-                    help="HDF5 compression of image chunks (default: none, fastest reads)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                    help='override an env kwarg of the preset, e.g. --set size=128 (repeatable)')
+    ap.add_argument(
+        "--episode-timeout",
+        type=float,
+        default=120.0,
+        help="seconds before an episode counts as hung and is retried with the next seed (default: 120)",
+    )
+    ap.add_argument(
+        "--max-retries",
+        type=int,
+        default=3,
+        help="retries (next seed) for an invalid or hung episode before it is discarded (default: 3)",
+    )
+    ap.add_argument(
+        "--compression",
+        choices=["lzf", "gzip"],
+        default=None,
+        help="HDF5 compression of image chunks (default: none, fastest reads)",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="override an env kwarg of the preset, e.g. --set size=128 (repeatable)",
+    )
     ap.add_argument("--verify", type=Path, metavar="DIR", help="re-hash every shard of DIR and report problems")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
@@ -77,9 +103,11 @@ def overrides(pairs: list[str]) -> dict:
 def summary(manifest: dict, seconds: float) -> str:
     t = manifest["totals"]
     rate = "n/a" if t["success_rate"] is None else f"{t['success_rate']:.3f}"
-    return (f"episodes {t['episodes']}  frames {t['frames']}  success rate {rate}  "
-            f"invalid retried {t['invalid_retried']}  discarded {t['discarded']}  "
-            f"bytes {t['bytes'] / 1e6:.1f} MB  time {seconds:.1f} s  ({t['frames'] / max(seconds, 1e-9):.0f} frames/s)")
+    return (
+        f"episodes {t['episodes']}  frames {t['frames']}  success rate {rate}  "
+        f"invalid retried {t['invalid_retried']}  discarded {t['discarded']}  "
+        f"bytes {t['bytes'] / 1e6:.1f} MB  time {seconds:.1f} s  ({t['frames'] / max(seconds, 1e-9):.0f} frames/s)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,12 +124,24 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if problems else 0
     t0 = time.perf_counter()
     try:
-        manifest = collect(args.env, args.episodes, args.out, workers=args.workers, seed=args.seed,
-                           policy=args.policy, resume=args.resume, backend=args.backend,
-                           ray_address=args.ray_address, episodes_per_shard=args.episodes_per_shard,
-                           max_steps=args.max_steps, env_overrides=overrides(args.set),
-                           episode_timeout=args.episode_timeout, max_retries=args.max_retries,
-                           compression=args.compression, progress=not args.quiet)
+        manifest = collect(
+            args.env,
+            args.episodes,
+            args.out,
+            workers=args.workers,
+            seed=args.seed,
+            policy=args.policy,
+            resume=args.resume,
+            backend=args.backend,
+            ray_address=args.ray_address,
+            episodes_per_shard=args.episodes_per_shard,
+            max_steps=args.max_steps,
+            env_overrides=overrides(args.set),
+            episode_timeout=args.episode_timeout,
+            max_retries=args.max_retries,
+            compression=args.compression,
+            progress=not args.quiet,
+        )
     except (ValueError, CollectionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -43,19 +43,24 @@ def run_local(jobs: list[ShardJob], workers: int, shard_timeout: float) -> Itera
             done, pending = wait(pending, timeout=shard_timeout, return_when=FIRST_COMPLETED)
             if not done:
                 names = sorted(futures[f].name for f in pending)[:3]
-                raise CollectionError(f"no shard finished within {shard_timeout:.0f} s (a worker hangs?); "
-                                      f"stopped with {len(pending)} shards pending, e.g. {names}; rerun with --resume")
+                raise CollectionError(
+                    f"no shard finished within {shard_timeout:.0f} s (a worker hangs?); "
+                    f"stopped with {len(pending)} shards pending, e.g. {names}; rerun with --resume"
+                )
             for fut in done:
                 try:
                     yield fut.result()
                 except BrokenProcessPool:
                     job = futures[fut]
-                    raise CollectionError(f"a worker process died while collecting {job.name} (episodes "
-                                          f"{job.first_episode}..{job.first_episode + job.n_episodes - 1}); "
-                                          "completed shards are kept; rerun with --resume") from None
+                    raise CollectionError(
+                        f"a worker process died while collecting {job.name} (episodes "
+                        f"{job.first_episode}..{job.first_episode + job.n_episodes - 1}); "
+                        "completed shards are kept; rerun with --resume"
+                    ) from None
                 except Exception as e:
-                    raise CollectionError(f"collecting {futures[fut].name} failed: {e!r}; completed shards are "
-                                          "kept; rerun with --resume") from e
+                    raise CollectionError(
+                        f"collecting {futures[fut].name} failed: {e!r}; completed shards are kept; rerun with --resume"
+                    ) from e
     finally:
         for proc in list(getattr(pool, "_processes", {}).values()):
             if proc.is_alive():
@@ -70,8 +75,7 @@ def run_ray(jobs: list[ShardJob], workers: int, shard_timeout: float, address: s
     except ImportError:
         raise CollectionError("--backend ray needs Ray: pip install 'embodied[ray]'") from None
     if not ray.is_initialized():
-        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                 log_to_driver=False)
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(num_cpus=1, max_retries=0)(collect_shard)
     refs = {remote.remote(job): job for job in jobs}
     pending = list(refs)

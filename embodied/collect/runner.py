@@ -20,9 +20,17 @@ FRAMES_PER_SHARD = 1000  # target; shards of a few MB to a few tens of MB at 64-
 BACKENDS = ("local", "ray")
 
 
-def plan_config(env: str, episodes: int, seed: int, policy: str | None, max_steps: int | None,
-                episodes_per_shard: int | None, env_overrides: dict[str, Any] | None, max_retries: int,
-                compression: str | None) -> dict[str, Any]:
+def plan_config(
+    env: str,
+    episodes: int,
+    seed: int,
+    policy: str | None,
+    max_steps: int | None,
+    episodes_per_shard: int | None,
+    env_overrides: dict[str, Any] | None,
+    max_retries: int,
+    compression: str | None,
+) -> dict[str, Any]:
     """The resolved, JSON-able description of a collection (saved in the manifest)."""
     preset = resolve(env)
     if not isinstance(episodes, int) or episodes <= 0:
@@ -53,10 +61,20 @@ def _jobs(out: Path, config: dict[str, Any], todo: list[int], episode_timeout: f
     per, total = config["episodes_per_shard"], config["episodes"]
     return [
         ShardJob(
-            out_dir=str(out), shard=k, name=shard_name(k), env_id=config["env_id"], env_kwargs=config["env_kwargs"],
-            max_episode_steps=config["max_episode_steps"], policy=config["policy"], first_episode=k * per,
-            n_episodes=min(per, total - k * per), seed=config["seed"], total_episodes=total,
-            max_retries=config["max_retries"], episode_timeout=episode_timeout, compression=config["compression"],
+            out_dir=str(out),
+            shard=k,
+            name=shard_name(k),
+            env_id=config["env_id"],
+            env_kwargs=config["env_kwargs"],
+            max_episode_steps=config["max_episode_steps"],
+            policy=config["policy"],
+            first_episode=k * per,
+            n_episodes=min(per, total - k * per),
+            seed=config["seed"],
+            total_episodes=total,
+            max_retries=config["max_retries"],
+            episode_timeout=episode_timeout,
+            compression=config["compression"],
         )
         for k in todo
     ]
@@ -89,11 +107,26 @@ def _kept_shards(out: Path, manifest: dict[str, Any], log: Any) -> list[dict[str
     return kept
 
 
-def collect(env: str, episodes: int, out: Path, *, workers: int | None = None, seed: int = 0,
-            policy: str | None = None, resume: bool = False, backend: str = "local", ray_address: str | None = None,
-            episodes_per_shard: int | None = None, max_steps: int | None = None,
-            env_overrides: dict[str, Any] | None = None, episode_timeout: float = 120.0, max_retries: int = 3,
-            compression: str | None = None, progress: bool = True, log: Any = print) -> dict[str, Any]:
+def collect(
+    env: str,
+    episodes: int,
+    out: Path,
+    *,
+    workers: int | None = None,
+    seed: int = 0,
+    policy: str | None = None,
+    resume: bool = False,
+    backend: str = "local",
+    ray_address: str | None = None,
+    episodes_per_shard: int | None = None,
+    max_steps: int | None = None,
+    env_overrides: dict[str, Any] | None = None,
+    episode_timeout: float = 120.0,
+    max_retries: int = 3,
+    compression: str | None = None,
+    progress: bool = True,
+    log: Any = print,
+) -> dict[str, Any]:
     """Collect ``episodes`` episodes of ``env`` into ``out``; returns the final manifest.
 
     Episode i is run from seed ``seed + i`` whatever ``workers`` or ``backend``.
@@ -105,8 +138,9 @@ def collect(env: str, episodes: int, out: Path, *, workers: int | None = None, s
     if workers <= 0:
         raise ValueError(f"workers={workers}; expected a positive integer")
     out = Path(out)
-    config = plan_config(env, episodes, seed, policy, max_steps, episodes_per_shard, env_overrides, max_retries,
-                         compression)
+    config = plan_config(
+        env, episodes, seed, policy, max_steps, episodes_per_shard, env_overrides, max_retries, compression
+    )
     _prepare_out(out, resume)
     for stale in out.glob(".*.tmp"):  # shards in flight when a previous run died
         stale.unlink()
@@ -115,11 +149,18 @@ def collect(env: str, episodes: int, out: Path, *, workers: int | None = None, s
         previous = load_manifest(out)
         for key, value in config.items():
             if previous["config"].get(key) != value:
-                raise ValueError(f"--resume with {key}={value!r}, but {out} was collected with "
-                                 f"{key}={previous['config'].get(key)!r}")
+                raise ValueError(
+                    f"--resume with {key}={value!r}, but {out} was collected with {key}={previous['config'].get(key)!r}"
+                )
         shards = _kept_shards(out, previous, log)
-    manifest = {"schema_version": SCHEMA_VERSION, "embodied_version": __version__, "config": config,
-                "env_id": config["env_id"], "complete": False, "shards": shards}
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "embodied_version": __version__,
+        "config": config,
+        "env_id": config["env_id"],
+        "complete": False,
+        "shards": shards,
+    }
     save_manifest(out, manifest)
 
     n_shards = math.ceil(episodes / config["episodes_per_shard"])
@@ -127,11 +168,19 @@ def collect(env: str, episodes: int, out: Path, *, workers: int | None = None, s
     jobs = _jobs(out, config, [k for k in range(n_shards) if k not in done], episode_timeout)
     shard_timeout = episode_timeout * (max_retries + 1) * config["episodes_per_shard"] + 300.0
     t0 = time.perf_counter()
-    bar = tqdm(total=episodes, initial=sum(s["episodes"][1] - s["episodes"][0] for s in shards), unit="ep",
-               desc=f"collect {config['preset']}", disable=not progress)
+    bar = tqdm(
+        total=episodes,
+        initial=sum(s["episodes"][1] - s["episodes"][0] for s in shards),
+        unit="ep",
+        desc=f"collect {config['preset']}",
+        disable=not progress,
+    )
     new_frames = 0
-    runner = (run_local(jobs, min(workers, max(1, len(jobs))), shard_timeout) if backend == "local"
-              else run_ray(jobs, workers, shard_timeout, ray_address))
+    runner = (
+        run_local(jobs, min(workers, max(1, len(jobs))), shard_timeout)
+        if backend == "local"
+        else run_ray(jobs, workers, shard_timeout, ray_address)
+    )
     try:
         for result in runner:
             shards.append(result)

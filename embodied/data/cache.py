@@ -32,7 +32,12 @@ def _frame_labels(g: h5py.Group) -> dict[str, np.ndarray]:
     length = int(g.attrs["length"])
     cols: dict[str, np.ndarray] = {}
     for key, ds in g["infos"].items():
-        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "biuf" or ds.ndim != 1 or key not in g["reset_info"]:
+        if (
+            not isinstance(ds, h5py.Dataset)
+            or ds.dtype.kind not in "biuf"
+            or ds.ndim != 1
+            or key not in g["reset_info"]
+        ):
             continue
         first = g["reset_info"][key]
         if first.dtype.kind in "biuf" and first.shape == (1,):
@@ -63,10 +68,8 @@ class FrameCache:
             self._build(stamp, progress)
         table = np.load(self.dir / "frames.npz")
         self.episode, self.t = table["episode"], table["t"]
-        self.labels = {k[len("label:"):]: table[k] for k in table.files if k.startswith("label:")}
-        self.obs = {
-            p.stem[len("obs_"):]: np.load(p, mmap_mode="r") for p in sorted(self.dir.glob("obs_*.npy"))
-        }
+        self.labels = {k[len("label:") :]: table[k] for k in table.files if k.startswith("label:")}
+        self.obs = {p.stem[len("obs_") :]: np.load(p, mmap_mode="r") for p in sorted(self.dir.glob("obs_*.npy"))}
         if keys is not None:
             missing = [k for k in keys if k not in self.obs]
             if missing:
@@ -92,8 +95,10 @@ class FrameCache:
             if shapes:
                 break
         tmp = {k: self.dir / f".obs_{k}.npy.tmp" for k in shapes}
-        arrays = {k: np.lib.format.open_memmap(tmp[k], mode="w+", dtype=dt, shape=(total, *shape))
-                  for k, (shape, dt) in shapes.items()}
+        arrays = {
+            k: np.lib.format.open_memmap(tmp[k], mode="w+", dtype=dt, shape=(total, *shape))
+            for k, (shape, dt) in shapes.items()
+        }
         episode = np.empty(total, np.int64)
         t = np.empty(total, np.int64)
         labels: dict[str, np.ndarray] = {}
@@ -105,11 +110,11 @@ class FrameCache:
                     g = f["data"][name]
                     n = int(g.attrs["length"]) + 1
                     for key, arr in arrays.items():
-                        g["obs"][key].read_direct(arr, dest_sel=np.s_[row:row + n])
-                    episode[row:row + n] = int(g.attrs["index"])
-                    t[row:row + n] = np.arange(n)
+                        g["obs"][key].read_direct(arr, dest_sel=np.s_[row : row + n])
+                    episode[row : row + n] = int(g.attrs["index"])
+                    t[row : row + n] = np.arange(n)
                     for key, col in _frame_labels(g).items():
-                        labels.setdefault(key, np.full(total, np.nan))[row:row + n] = col
+                        labels.setdefault(key, np.full(total, np.nan))[row : row + n] = col
                     row += n
                     bar.update(n)
         bar.close()

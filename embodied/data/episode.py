@@ -78,8 +78,15 @@ class EpisodeRecorder:
             self.episode.obs[key] = [np.array(value, copy=True)]
         self.episode.reset_info = flatten(info)
 
-    def add(self, action: Any, obs: dict[str, np.ndarray], reward: float, terminated: bool, truncated: bool,
-            info: dict[str, Any]) -> None:
+    def add(
+        self,
+        action: Any,
+        obs: dict[str, np.ndarray],
+        reward: float,
+        terminated: bool,
+        truncated: bool,
+        info: dict[str, Any],
+    ) -> None:
         ep = self.episode
         ep.actions.append(np.array(action, copy=True))
         for key, value in obs.items():

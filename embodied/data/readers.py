@@ -36,8 +36,11 @@ class FrameDataset(Dataset):
         return len(self.cache)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        item = {self.key: torch.from_numpy(np.array(self.cache.obs[self.key][i])),
-                "episode": torch.tensor(self.cache.episode[i]), "t": torch.tensor(self.cache.t[i])}
+        item = {
+            self.key: torch.from_numpy(np.array(self.cache.obs[self.key][i])),
+            "episode": torch.tensor(self.cache.episode[i]),
+            "t": torch.tensor(self.cache.t[i]),
+        }
         for name in self.label_names:
             item[name] = torch.tensor(self.cache.labels[name][i])
         return item
@@ -85,6 +88,10 @@ class EgoPairDataset(Dataset):
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
         rgb = self.cache.obs["rgb"]
         i, j = int(self.i[n]), int(self.j[n])
-        return {"x_i": torch.from_numpy(np.array(rgb[i])), "x_j": torch.from_numpy(np.array(rgb[j])),
-                "motion": torch.from_numpy(self.motion[n]), "g": torch.tensor(self.g[n]),
-                "dt": torch.tensor(j - i)}
+        return {
+            "x_i": torch.from_numpy(np.array(rgb[i])),
+            "x_j": torch.from_numpy(np.array(rgb[j])),
+            "motion": torch.from_numpy(self.motion[n]),
+            "g": torch.tensor(self.g[n]),
+            "dt": torch.tensor(j - i),
+        }

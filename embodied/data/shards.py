@@ -39,11 +39,11 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def _dataset(group: h5py.Group, name: str, data: np.ndarray, chunk_frames: bool = False,
-             compression: str | None = None) -> None:
+def _dataset(
+    group: h5py.Group, name: str, data: np.ndarray, chunk_frames: bool = False, compression: str | None = None
+) -> None:
     chunks = (1, *data.shape[1:]) if chunk_frames and data.ndim >= 2 and data.shape[0] > 0 else None
-    group.create_dataset(name, data=data, chunks=chunks, track_times=False,
-                         compression=compression if chunks else None)
+    group.create_dataset(name, data=data, chunks=chunks, track_times=False, compression=compression if chunks else None)
 
 
 def _write_column(group: h5py.Group, name: str, values: list[Any]) -> None:

@@ -83,8 +83,13 @@ def resolve(name_or_id: str) -> EnvPreset:
             return preset
     if name_or_id in gym.registry:  # any other registered Gymnasium id, used as it is
         spec = gym.registry[name_or_id]
-        return EnvPreset(name=name_or_id.replace("/", "_"), id=name_or_id, entry_point=str(spec.entry_point),
-                         kwargs=dict(spec.kwargs), max_episode_steps=spec.max_episode_steps)
+        return EnvPreset(
+            name=name_or_id.replace("/", "_"),
+            id=name_or_id,
+            entry_point=str(spec.entry_point),
+            kwargs=dict(spec.kwargs),
+            max_episode_steps=spec.max_episode_steps,
+        )
     raise ValueError(
         f"unknown env preset {name_or_id!r}; expected one of {sorted(PRESETS)} or an id in {sorted(ENV_IDS)}"
     )

@@ -43,8 +43,23 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     ref = tmp_path / "ref"
     collect("ego_room", 6, ref, workers=1, max_steps=25, episodes_per_shard=1, progress=False)
     out = tmp_path / "killed"
-    cmd = [sys.executable, str(ROOT / "scripts" / "collect.py"), "--env", "ego_room", "--episodes", "6", "--out",
-           str(out), "--max-steps", "25", "--episodes-per-shard", "1", "--workers", "1", "--quiet"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "collect.py"),
+        "--env",
+        "ego_room",
+        "--episodes",
+        "6",
+        "--out",
+        str(out),
+        "--max-steps",
+        "25",
+        "--episodes-per-shard",
+        "1",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -84,8 +99,9 @@ def test_verify_and_readers_name_damaged_shards(tmp_path):
     entry = m["shards"][2]
     with pytest.raises(CorruptShardError, match=names[2]):
         open_shard(out / names[2], entry["sha256"], entry["bytes"])
-    cli = subprocess.run([sys.executable, str(ROOT / "scripts" / "collect.py"), "--verify", str(out)],
-                         capture_output=True, text=True)
+    cli = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "collect.py"), "--verify", str(out)], capture_output=True, text=True
+    )
     assert cli.returncode == 1 and names[1] in cli.stdout
     # resume redoes exactly the damaged shards
     collect("ego_room", 3, out, workers=1, resume=True, **SMALL)
@@ -112,10 +128,22 @@ def test_bad_input(tmp_path):
 
 
 def test_cli_help_documents_every_flag():
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "collect.py"), "--help"], capture_output=True,
-                         text=True, check=True).stdout
-    for flag in ("--env", "--episodes", "--workers", "--out", "--seed", "--policy", "--resume", "--backend",
-                 "--ray-address", "--verify", "--episode-timeout"):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "collect.py"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in (
+        "--env",
+        "--episodes",
+        "--workers",
+        "--out",
+        "--seed",
+        "--policy",
+        "--resume",
+        "--backend",
+        "--ray-address",
+        "--verify",
+        "--episode-timeout",
+    ):
         assert flag in out
     assert "default" in out
 
@@ -142,8 +170,17 @@ def test_invalid_and_hung_episodes_are_retried_with_the_next_seed(tmp_path):
     gym.register("tests/Flaky-v0", entry_point=FlakyEnv, max_episode_steps=3)
     try:
         # 4 episodes from seed 3: seeds 3,4,5,6 ; odd ones invalid -> retried at +4: 7 (hangs) -> 11 (invalid) ...
-        m = collect("tests/Flaky-v0", 4, tmp_path / "f", workers=1, seed=3, episodes_per_shard=4, max_retries=3,
-                    episode_timeout=1.0, progress=False)
+        m = collect(
+            "tests/Flaky-v0",
+            4,
+            tmp_path / "f",
+            workers=1,
+            seed=3,
+            episodes_per_shard=4,
+            max_retries=3,
+            episode_timeout=1.0,
+            progress=False,
+        )
     finally:
         gym.registry.pop("tests/Flaky-v0")
     shard = m["shards"][0]

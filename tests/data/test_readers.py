@@ -22,12 +22,23 @@ def synthetic_dataset(root, episodes=3, steps=5, shards=2):
         eps = []
         for e in range(s * episodes, (s + 1) * episodes):
             rec = EpisodeRecorder(seed=100 + e, index=e)
-            frame = lambda t: {"rgb": np.full((8, 8, 3), 10 * e + t, np.uint8),  # noqa: B023
-                               "motor": np.array([1.0, 0.0, 0.1 * e, 0.0], np.float32)}
+
+            def frame(t, e=e):
+                return {
+                    "rgb": np.full((8, 8, 3), 10 * e + t, np.uint8),
+                    "motor": np.array([1.0, 0.0, 0.1 * e, 0.0], np.float32),
+                }
+
             rec.start(frame(0), {"scene_class_id": e % 2, "visible": np.arange(e)})
             for t in range(1, steps + 1):
-                rec.add(t % 3, frame(t), 0.5, False, t == steps,
-                        {"scene_class_id": e % 2, "visible": np.arange(t), "name": "room", "success": e == 1})
+                rec.add(
+                    t % 3,
+                    frame(t),
+                    0.5,
+                    False,
+                    t == steps,
+                    {"scene_class_id": e % 2, "visible": np.arange(t), "name": "room", "success": e == 1},
+                )
             eps.append(rec.episode)
         info = write_shard(root / shard_name(s), eps)
         entries.append({"index": s, "name": shard_name(s), "frames": sum(ep.frames for ep in eps), **info})
@@ -104,7 +115,7 @@ def test_kmeans_recovers_separated_clusters():
     x = np.concatenate([c + rng.normal(size=(50, 3)) * 0.1 for c in truth])
     centers, labels = kmeans(x, 4)
     for j in range(4):
-        assert len(set(labels[j * 50:(j + 1) * 50])) == 1
+        assert len(set(labels[j * 50 : (j + 1) * 50])) == 1
     assert np.min(np.linalg.norm(centers[:, None] - truth[None], axis=-1), axis=1).max() < 0.1
     mc = MotionClusters.fit(x, 4)
     assert len(set(mc.assign(x))) == 4
