@@ -189,3 +189,20 @@ def test_invalid_and_hung_episodes_are_retried_with_the_next_seed(tmp_path):
     reasons = {(r["seed"], r["reason"]) for r in shard["retries"]}
     assert (7, "timeout") in reasons and (3, "invalid") in reasons and (11, "invalid") in reasons
     assert m["totals"]["success_rate"] == pytest.approx(0.5)
+
+
+def test_minari_export_roundtrip(tmp_path, monkeypatch):
+    minari = pytest.importorskip("minari")  # the optional extra; `make test` installs it
+    from embodied.data.export import export_minari
+
+    out = tmp_path / "ego"
+    collect("ego_room", 2, out, workers=1, **SMALL)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    export_minari(out, "embodied/ego-test-v0", progress=False)
+    ds = minari.load_dataset("embodied/ego-test-v0")
+    assert ds.total_episodes == 2 and ds.total_steps == 12
+    ep = next(iter(ds.iterate_episodes()))
+    import h5py
+
+    with h5py.File(out / "shard-00000.h5") as f:
+        np.testing.assert_array_equal(ep.observations["rgb"], f["data/ep_000000/obs/rgb"][()])  # lossless

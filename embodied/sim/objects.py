@@ -1,0 +1,513 @@
+"""The object library: procedural and shipped tabletop objects, categories x instances.
+
+Every instance is a pure function of ``(category, index)``: its random numbers come from
+``np.random.default_rng([FIXED_LIBRARY_SEED, category_id, index])``, so any process on any
+machine builds the same mesh bytes, texture bytes and physical properties.
+
+Contents:
+
+- ``CATEGORIES`` (fixed order; ``category_id`` is the position) x ``INSTANCES_PER_CATEGORY`` = 24.
+- Surfaces of revolution with random profile parameters: cup, bowl, bottle, vase, plate, can,
+  ball, torus; cuboids: box, brick; meshes shipped in ``pybullet_data`` (decimated to a few hundred
+  triangles, re-centred, z up): duck, teddy, mug, bunny, varied per instance by scale and colour.
+- Per instance: shape parameters, size, colour, procedural texture (plain / checker / stripes /
+  dots / noise), mass, frictions, restitution and contact softness. Each category has a physical
+  profile (see ``_PROFILES``): teddy, ball (foam), duck, torus (rubber) are soft; brick, mug, vase,
+  plate, can are hard, so a poke gives each category its own force profile.
+
+Split rule: instance ``index % HELDOUT_EVERY == HELDOUT_EVERY - 1`` (i.e. index 4, 9, 14, 19) is
+``"heldout"``, every other index is ``"train"``: 4 of 24 per category (17 %, "about 20 %").
+
+Frames: an object's origin is the centre of its axis-aligned bounding box at rest, z up; to put it
+on a surface at height ``h`` use ``z = h + spec.extents[2] / 2``. Its centre of mass is that origin.
+
+Units: metres, kilograms, seconds; contact stiffness in N/m, damping in N s/m.
+
+Generated meshes and textures live in the asset cache (``$EMBODIED_CACHE`` or
+``~/.cache/embodied``, subfolders ``meshes/`` and ``textures/``), written once, atomically.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+import pybullet_data
+
+from embodied.sim.assets import cache_dir, procedural_texture, write_mesh, write_texture
+from embodied.sim.bullet import BulletSim
+
+FIXED_LIBRARY_SEED = 20160908
+LIBRARY_VERSION = 1  # bump when generation changes: it is part of every asset's cache key
+
+CATEGORIES: tuple[str, ...] = (
+    "cup",
+    "bowl",
+    "bottle",
+    "vase",
+    "plate",
+    "can",
+    "ball",
+    "torus",
+    "box",
+    "brick",
+    "duck",
+    "teddy",
+    "mug",
+    "bunny",
+)
+INSTANCES_PER_CATEGORY: int = 24
+HELDOUT_EVERY: int = 5
+SPLITS = ("train", "heldout", "all")
+
+SEGMENTS = 20  # vertices around a surface of revolution
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One object instance. Lengths in metres, mass in kg, stiffness N/m, damping N s/m.
+
+    ``rgba`` is the dominant colour; when ``texture`` is set the texture carries the colours
+    and the body is drawn with a white tint. ``collision_mesh`` None means "use ``mesh``"
+    (PyBullet uses the convex hull of a mesh for a dynamic body). ``mesh_scale`` is applied to
+    both meshes; ``extents`` already includes it. ``softness`` in [0, 1], 1 = softest.
+    """
+
+    category: str
+    category_id: int
+    index: int
+    uid: int
+    split: str
+    mesh: str | None
+    collision_mesh: str | None
+    mesh_scale: tuple[float, float, float]
+    rgba: tuple[float, float, float, float]
+    texture: str | None
+    mass: float
+    lateral_friction: float
+    spinning_friction: float
+    rolling_friction: float
+    restitution: float
+    contact_stiffness: float
+    contact_damping: float
+    softness: float
+    extents: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class _Profile:
+    """Physical profile of a category: ranges drawn uniformly per instance."""
+
+    log10_stiffness: float  # centre of log10(contact stiffness / (N/m)); +-0.15 per instance
+    density: float  # kg/m^3 of the (solid) mesh volume
+    friction: tuple[float, float]
+    restitution: tuple[float, float]
+    hue: tuple[float, float]  # HSV hue range in [0, 1]
+    sat: tuple[float, float]
+    patterns: tuple[str, ...]
+
+
+# softness = (6 - log10_stiffness) / 3: 1e6 N/m -> 0 (rigid), 1e3 N/m -> 1 (soft)
+_PROFILES: dict[str, _Profile] = {
+    "cup": _Profile(4.7, 1200.0, (0.5, 0.8), (0.1, 0.3), (0.0, 1.0), (0.4, 0.9), ("plain", "stripes", "dots")),
+    "bowl": _Profile(5.2, 1800.0, (0.4, 0.7), (0.1, 0.3), (0.0, 1.0), (0.2, 0.8), ("plain", "dots", "checker")),
+    "bottle": _Profile(4.5, 400.0, (0.4, 0.7), (0.1, 0.3), (0.2, 0.7), (0.3, 0.9), ("plain", "stripes")),
+    "vase": _Profile(5.7, 1500.0, (0.5, 0.8), (0.05, 0.2), (0.0, 1.0), (0.3, 0.9), ("plain", "stripes", "noise")),
+    "plate": _Profile(5.5, 2000.0, (0.3, 0.6), (0.1, 0.3), (0.0, 1.0), (0.0, 0.4), ("plain", "checker", "dots")),
+    "can": _Profile(5.5, 350.0, (0.3, 0.5), (0.1, 0.3), (0.0, 1.0), (0.5, 1.0), ("stripes", "plain", "noise")),
+    "ball": _Profile(3.4, 150.0, (0.7, 1.0), (0.3, 0.5), (0.0, 1.0), (0.6, 1.0), ("plain", "dots", "stripes")),
+    "torus": _Profile(3.8, 900.0, (0.8, 1.1), (0.1, 0.3), (0.0, 1.0), (0.6, 1.0), ("plain", "stripes")),
+    "box": _Profile(4.8, 250.0, (0.5, 0.8), (0.1, 0.2), (0.05, 0.15), (0.3, 0.7), ("plain", "noise", "checker")),
+    "brick": _Profile(6.0, 1400.0, (0.8, 1.1), (0.0, 0.1), (0.0, 0.06), (0.5, 0.8), ("noise", "plain")),
+    "duck": _Profile(3.6, 400.0, (0.7, 1.0), (0.2, 0.4), (0.1, 0.18), (0.7, 1.0), ("plain", "dots")),
+    "teddy": _Profile(3.0, 150.0, (0.9, 1.2), (0.0, 0.05), (0.0, 0.12), (0.3, 0.7), ("noise", "plain")),
+    "mug": _Profile(5.7, 2000.0, (0.5, 0.8), (0.1, 0.3), (0.0, 1.0), (0.3, 0.9), ("plain", "dots", "stripes")),
+    "bunny": _Profile(4.0, 500.0, (0.6, 0.9), (0.1, 0.3), (0.0, 1.0), (0.0, 0.6), ("plain", "noise")),
+}
+
+# Meshes shipped in pybullet_data: file, rotation to z-up (Euler xyz, radians), longest side in metres.
+_SHIPPED: dict[str, tuple[str, tuple[float, float, float], tuple[float, float]]] = {
+    "duck": ("duck.obj", (math.pi / 2, 0.0, 0.0), (0.08, 0.14)),
+    "teddy": ("teddy2_VHACD_CHs.obj", (math.pi / 2, 0.0, 0.0), (0.10, 0.18)),
+    "mug": ("objects/mug.obj", (0.0, 0.0, 0.0), (0.09, 0.13)),
+    "bunny": ("bunny.obj", (math.pi / 2, 0.0, 0.0), (0.08, 0.14)),
+}
+_DECIMATE_CELLS = 16  # vertex-clustering grid along the longest side of a shipped mesh
+
+
+# -- mesh building -------------------------------------------------------------------------
+def _orient_outward(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Flip all faces if the closed mesh's signed volume is negative (normals pointing in)."""
+    return faces[:, ::-1].copy() if _signed_volume(vertices, faces) < 0 else faces
+
+
+def _signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    a, b, c = (vertices[faces[:, k]] for k in range(3))
+    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
+
+
+def _revolve(profile: np.ndarray, segments: int = SEGMENTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Surface of revolution about z of a (K, 2) polyline of (radius, z) points.
+
+    Rings with radius 0 close the surface at the axis. Returns vertices (V, 3), faces (F, 3), uvs (V, 2)
+    (u around, v along the profile's arc length); one seam column of vertices is duplicated for the UVs.
+    """
+    profile = np.asarray(profile, dtype=np.float64)
+    k = len(profile)
+    theta = np.linspace(0.0, 2.0 * np.pi, segments + 1)
+    r, z = profile[:, 0:1], profile[:, 1:2]
+    verts = np.stack([r * np.cos(theta), r * np.sin(theta), np.broadcast_to(z, (k, segments + 1))], axis=-1)
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(profile, axis=0), axis=1))])
+    uu, vv = np.meshgrid(theta / (2.0 * np.pi), arc / max(arc[-1], 1e-9))
+    idx = np.arange(k * (segments + 1)).reshape(k, segments + 1)
+    faces = []
+    for i in range(k - 1):
+        on_axis_a, on_axis_b = profile[i, 0] <= 1e-9, profile[i + 1, 0] <= 1e-9
+        for j in range(segments):
+            a0, a1, b0, b1 = idx[i, j], idx[i, j + 1], idx[i + 1, j], idx[i + 1, j + 1]
+            if not on_axis_a:
+                faces.append((a0, a1, b1))
+            if not on_axis_b:
+                faces.append((a0, b1, b0))
+    v = verts.reshape(-1, 3)
+    f = np.asarray(faces, dtype=np.int64)
+    return v, _orient_outward(v, f), np.stack([uu.ravel(), vv.ravel()], axis=1)
+
+
+def _cuboid(size: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Box of full size (x, y, z) centred at 0, 4 vertices per face so every face gets the whole texture."""
+    hx, hy, hz = np.asarray(size, dtype=np.float64) / 2.0
+    verts, uvs, faces = [], [], []
+    # each face: centre axis, sign; corners in CCW order seen from outside
+    for axis in range(3):
+        for sign in (1.0, -1.0):
+            u_axis, v_axis = [a for a in range(3) if a != axis]
+            corners = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
+            base = len(verts)
+            for cu, cv in corners:
+                pt = np.zeros(3)
+                pt[axis] = sign
+                pt[u_axis], pt[v_axis] = cu, cv
+                verts.append(pt * (hx, hy, hz))
+                uvs.append(((cu + 1) / 2, (cv + 1) / 2))
+            faces += [(base, base + 1, base + 2), (base, base + 2, base + 3)]
+    v, f = np.asarray(verts), np.asarray(faces, dtype=np.int64)
+    # orient each quad outward individually (a box is convex: normal must point away from the centre)
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    flip = np.einsum("ij,ij->i", np.cross(b - a, c - a), (a + b + c) / 3.0) < 0
+    f[flip] = f[flip][:, ::-1]
+    return v, f, np.asarray(uvs)
+
+
+def _shell(outer: list[tuple[float, float]], thickness: float, bottom: float) -> np.ndarray:
+    """Profile of an open-top vessel: axis -> outer wall up to the rim -> inner wall down -> axis.
+
+    outer: (r, z) points from the bottom edge to the rim, z increasing; thickness: wall (m); bottom: floor (m).
+    """
+    pts = [(0.0, 0.0), *outer]
+    inner = [(max(r - thickness, 0.002), max(z, bottom)) for r, z in reversed(outer)]
+    rim_r, rim_z = outer[-1]
+    pts += [(max(rim_r - thickness, 0.002), rim_z)] + inner[1:-1]
+    pts += [(max(outer[0][0] - thickness, 0.002), bottom), (0.0, bottom)]
+    return np.asarray(pts)
+
+
+def _generate(category: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices (metres), faces and UVs of a procedural instance of ``category`` (not yet centred)."""
+    u = rng.uniform
+    if category == "cup":
+        h, rb = u(0.07, 0.12), u(0.024, 0.034)
+        rt, bulge, t = rb * u(1.0, 1.35), u(-0.004, 0.006), u(0.003, 0.006)
+        zs = np.linspace(0.0, h, 6)
+        outer = [(rb + (rt - rb) * s + bulge * math.sin(math.pi * s), z) for s, z in zip(zs / h, zs, strict=True)]
+        return _revolve(_shell(outer, t, t * 1.5))
+    if category == "bowl":
+        rr, h = u(0.05, 0.075), u(0.035, 0.065)
+        rb, pw, t = rr * u(0.35, 0.55), u(0.4, 0.8), u(0.004, 0.007)
+        zs = h * np.linspace(0.0, 1.0, 6)
+        outer = [(rb + (rr - rb) * (z / h) ** pw, z) for z in zs]
+        return _revolve(_shell(outer, t, t * 1.5))
+    if category == "bottle":
+        h, rb = u(0.15, 0.22), u(0.024, 0.036)
+        hb, rn, sh = h * u(0.5, 0.65), u(0.009, 0.014), u(0.03, 0.05)
+        prof = [(0.0, 0.0), (rb * 0.92, 0.0), (rb, 0.006), (rb, hb)]
+        for s in np.linspace(0.25, 1.0, 4):
+            prof.append((rn + (rb - rn) * math.cos(s * math.pi / 2), hb + sh * s))
+        prof += [(rn, h - 0.01), (rn * 1.15, h - 0.008), (rn * 1.15, h), (0.0, h)]
+        return _revolve(np.asarray(prof))
+    if category == "vase":
+        h, r0 = u(0.12, 0.2), u(0.022, 0.032)
+        amp, freq, phase, t = u(0.008, 0.018), u(0.7, 1.4), u(0.0, math.pi), u(0.003, 0.005)
+        zs = np.linspace(0.0, h, 9)
+        outer = [(r0 + amp * math.sin(phase + freq * math.pi * z / h), z) for z in zs]
+        return _revolve(_shell(outer, t, t * 2.0))
+    if category == "plate":
+        rr, h = u(0.07, 0.1), u(0.014, 0.024)
+        rb, rim, dip = rr * u(0.55, 0.7), u(0.01, 0.02), h * u(0.3, 0.5)
+        prof = [(0.0, 0.0), (rb, 0.0), (rr, h), (rr - 0.004, h), (rr - rim, h - dip * 0.6), (rb, dip), (0.0, dip)]
+        return _revolve(np.asarray(prof))
+    if category == "can":
+        h, r = u(0.06, 0.14), u(0.025, 0.038)
+        bev = u(0.002, 0.005)
+        prof = [(0.0, 0.0), (r - bev, 0.0), (r, bev), (r, h - bev), (r - bev, h), (0.0, h)]
+        return _revolve(np.asarray(prof))
+    if category == "ball":
+        r, squash = u(0.028, 0.048), u(0.9, 1.0)
+        a = np.linspace(-math.pi / 2, math.pi / 2, 11)
+        return _revolve(np.stack([r * np.cos(a), r * squash * np.sin(a)], axis=1), segments=16)
+    if category == "torus":
+        rmin, rmaj = u(0.009, 0.016), u(0.03, 0.045)
+        a = np.linspace(0.0, 2.0 * math.pi, 11)
+        return _revolve(np.stack([rmaj + rmin * np.cos(a), rmin * np.sin(a)], axis=1))
+    if category == "box":
+        size = np.array([u(0.04, 0.08), u(0.04, 0.12), u(0.04, 0.12)])
+        return _cuboid(size)
+    if category == "brick":
+        size = np.array([u(0.09, 0.16), u(0.045, 0.065), u(0.03, 0.055)])
+        return _cuboid(size)
+    raise AssertionError(category)
+
+
+def _parse_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and fan-triangulated faces of a Wavefront OBJ (all objects merged)."""
+    verts, faces = [], []
+    for line in path.read_text().splitlines():
+        if line.startswith("v "):
+            verts.append([float(x) for x in line.split()[1:4]])
+        elif line.startswith("f "):
+            ids = [int(tok.split("/")[0]) for tok in line.split()[1:]]
+            ids = [i - 1 if i > 0 else len(verts) + i for i in ids]
+            faces += [(ids[0], ids[m], ids[m + 1]) for m in range(1, len(ids) - 1)]
+    return np.asarray(verts, dtype=np.float64), np.asarray(faces, dtype=np.int64)
+
+
+def _euler_matrix(rx: float, ry: float, rz: float) -> np.ndarray:
+    return np.asarray(p.getMatrixFromQuaternion(p.getQuaternionFromEuler((rx, ry, rz)))).reshape(3, 3)
+
+
+@functools.lru_cache(maxsize=None)
+def _shipped_mesh(category: str, root: str) -> tuple[str, tuple[float, float, float]]:
+    """Decimated, z-up, AABB-centred copy of a pybullet_data mesh with longest side 1; (path, extents)."""
+    fname, euler, _ = _SHIPPED[category]
+    v, f = _parse_obj(Path(pybullet_data.getDataPath()) / fname)
+    v = v @ _euler_matrix(*euler).T
+    lo, hi = v.min(0), v.max(0)
+    v = (v - (lo + hi) / 2.0) / float((hi - lo).max())
+    if len(f) > 600:  # vertex clustering: merge vertices in one grid cell, drop collapsed triangles
+        cell = np.floor((v + 0.5) * _DECIMATE_CELLS).astype(np.int64)
+        _, first, inverse = np.unique(cell, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+        reps = np.zeros((len(first), 3))
+        np.add.at(reps, inverse, v)
+        reps /= np.bincount(inverse, minlength=len(first))[:, None]
+        f = inverse[f]
+        f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
+        f = np.unique(f, axis=0)  # drop duplicate triangles (same vertex order)
+        used = np.unique(f)
+        remap = np.full(len(reps), -1, dtype=np.int64)
+        remap[used] = np.arange(len(used))
+        v, f = reps[used], remap[f]
+        lo, hi = v.min(0), v.max(0)
+        v = (v - (lo + hi) / 2.0) / float((hi - lo).max())
+    # cylindrical UVs: u around z, v up
+    uvs = np.stack([np.arctan2(v[:, 1], v[:, 0]) / (2 * np.pi) + 0.5, v[:, 2] - v[:, 2].min()], axis=1)
+    params = {"lib": "objects", "version": LIBRARY_VERSION, "shipped": fname, "cells": _DECIMATE_CELLS}
+    path = write_mesh(params, v, f, uvs)
+    ext = v.max(0) - v.min(0)
+    return str(path), (float(ext[0]), float(ext[1]), float(ext[2]))
+
+
+# -- colour ---------------------------------------------------------------------------------
+def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
+    i = int(h * 6.0) % 6
+    f = h * 6.0 - math.floor(h * 6.0)
+    pp, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    return np.array([(v, t, pp), (q, v, pp), (pp, v, t), (pp, q, v), (t, pp, v), (v, pp, q)][i])
+
+
+# -- specs ----------------------------------------------------------------------------------
+def _category_id(category: str | int) -> int:
+    if isinstance(category, (int, np.integer)) and not isinstance(category, bool):
+        if not 0 <= int(category) < len(CATEGORIES):
+            raise ValueError(f"category id {category!r} out of range; expected 0..{len(CATEGORIES) - 1}")
+        return int(category)
+    if isinstance(category, str) and category in CATEGORIES:
+        return CATEGORIES.index(category)
+    raise ValueError(f"unknown object category {category!r}; expected one of {', '.join(CATEGORIES)}")
+
+
+def split_of(index: int) -> str:
+    """``"heldout"`` for instance indices with ``index % HELDOUT_EVERY == HELDOUT_EVERY - 1``, else ``"train"``."""
+    return "heldout" if index % HELDOUT_EVERY == HELDOUT_EVERY - 1 else "train"
+
+
+def object_spec(category: str | int, index: int) -> ObjectSpec:
+    """The instance ``index`` (0..23) of ``category`` (name or id); writes its assets to the cache once."""
+    cid = _category_id(category)
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise ValueError(f"instance index {index!r} is not an integer")
+    if not 0 <= int(index) < INSTANCES_PER_CATEGORY:
+        raise ValueError(f"instance index {index!r} out of range; expected 0..{INSTANCES_PER_CATEGORY - 1}")
+    root = str(cache_dir())
+    spec = _build(cid, int(index), root)
+    if spec.mesh is not None and not os.path.exists(spec.mesh):  # cache emptied under us: rebuild
+        _build.cache_clear()
+        _shipped_mesh.cache_clear()
+        spec = _build(cid, int(index), root)
+    return spec
+
+
+@functools.lru_cache(maxsize=4096)
+def _build(cid: int, index: int, root: str) -> ObjectSpec:
+    category = CATEGORIES[cid]
+    prof = _PROFILES[category]
+    rng = np.random.default_rng([FIXED_LIBRARY_SEED, cid, index])
+    key = {"lib": "objects", "version": LIBRARY_VERSION, "seed": FIXED_LIBRARY_SEED, "category": category}
+    key["index"] = index
+    if category in _SHIPPED:
+        path, unit_ext = _shipped_mesh(category, root)
+        lo, hi = _SHIPPED[category][2]
+        size = rng.uniform(lo, hi)
+        scale = tuple(float(size * s) for s in rng.uniform(0.9, 1.1, size=3))
+        extents = tuple(float(e * s) for e, s in zip(unit_ext, scale, strict=True))
+        volume = 0.5 * float(np.prod(extents))  # rough fill of the bounding box
+        mesh = path
+    else:
+        v, f, uv = _generate(category, rng)
+        lo_v, hi_v = v.min(0), v.max(0)
+        v = v - (lo_v + hi_v) / 2.0
+        mesh = str(write_mesh(key, v, f, uv))
+        scale = (1.0, 1.0, 1.0)
+        extents = tuple(float(e) for e in hi_v - lo_v)
+        volume = abs(_signed_volume(v, f))
+    # colour and texture
+    hue = rng.uniform(*prof.hue)
+    sat = rng.uniform(*prof.sat)
+    val = rng.uniform(0.55, 0.95)
+    base = _hsv_to_rgb(hue % 1.0, sat, val)
+    second = _hsv_to_rgb((hue + rng.uniform(0.2, 0.5)) % 1.0, rng.uniform(0.0, 1.0), rng.uniform(0.6, 1.0))
+    pattern = str(rng.choice(prof.patterns))
+    texture = None
+    if pattern != "plain":
+        image = procedural_texture(pattern, np.stack([second, base]), rng)
+        texture = str(write_texture({**key, "pattern": pattern}, image))
+        base = image.reshape(-1, 3).mean(0) / 255.0
+    rgba = (float(base[0]), float(base[1]), float(base[2]), 1.0)
+    # physics
+    mass = float(np.clip(prof.density * volume * rng.uniform(0.85, 1.15), 0.05, 1.0))
+    log_k = prof.log10_stiffness + rng.uniform(-0.15, 0.15)
+    stiffness = float(10.0**log_k)
+    damping = float(2.0 * math.sqrt(stiffness * mass) * rng.uniform(0.8, 1.2))  # about critical
+    return ObjectSpec(
+        category=category,
+        category_id=cid,
+        index=index,
+        uid=cid * INSTANCES_PER_CATEGORY + index,
+        split=split_of(index),
+        mesh=mesh,
+        collision_mesh=None,
+        mesh_scale=(float(scale[0]), float(scale[1]), float(scale[2])),
+        rgba=rgba,
+        texture=texture,
+        mass=mass,
+        lateral_friction=float(rng.uniform(*prof.friction)),
+        spinning_friction=float(rng.uniform(0.001, 0.005)),
+        rolling_friction=float(rng.uniform(0.0005, 0.002) if category != "ball" else rng.uniform(0.001, 0.003)),
+        restitution=float(rng.uniform(*prof.restitution)),
+        contact_stiffness=stiffness,
+        contact_damping=damping,
+        softness=float(np.clip((6.0 - prof.log10_stiffness) / 3.0, 0.0, 1.0)),
+        extents=(float(extents[0]), float(extents[1]), float(extents[2])),
+    )
+
+
+def instances(split: str = "all", categories: Sequence[str] | None = None) -> list[ObjectSpec]:
+    """Every instance of ``split`` ("train", "heldout" or "all") in ``categories`` (default: all), in uid order."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if isinstance(categories, str):
+        categories = [categories]
+    cids = sorted({_category_id(c) for c in categories}) if categories is not None else range(len(CATEGORIES))
+    return [
+        object_spec(cid, i)
+        for cid in cids
+        for i in range(INSTANCES_PER_CATEGORY)
+        if split == "all" or split_of(i) == split
+    ]
+
+
+# -- spawning -------------------------------------------------------------------------------
+def spawn(
+    sim: BulletSim,
+    spec: ObjectSpec,
+    position: Sequence[float],
+    orientation: Sequence[float] = (0.0, 0.0, 0.0, 1.0),
+    *,
+    static: bool = False,
+    name: str | None = None,
+) -> int:
+    """Create ``spec`` in ``sim``'s world at ``position`` (m, AABB centre) / ``orientation`` (xyzw quaternion).
+
+    Shapes and textures are created once per world and instance (memoized in ``sim.cache``).
+    ``static=True`` gives mass 0 (immovable). The body is registered as ``name`` or
+    ``f"obj{uid}_{n}"`` (n = first free number). Returns the pybullet body id.
+    """
+    key = ("objects", spec.uid)
+    shapes = sim.cache.get(key)
+    if shapes is None:
+        col = sim.p.createCollisionShape(
+            p.GEOM_MESH, fileName=spec.collision_mesh or spec.mesh, meshScale=list(spec.mesh_scale)
+        )
+        tint = (1.0, 1.0, 1.0, spec.rgba[3]) if spec.texture else spec.rgba
+        vis = sim.p.createVisualShape(p.GEOM_MESH, fileName=spec.mesh, meshScale=list(spec.mesh_scale), rgbaColor=tint)
+        tex = sim.p.loadTexture(spec.texture) if spec.texture else -1
+        if col < 0 or vis < 0 or (spec.texture and tex < 0):
+            raise RuntimeError(f"pybullet could not load the shapes of {spec.category} #{spec.index} ({spec.mesh})")
+        shapes = (col, vis, tex)
+        sim.cache[key] = shapes  # type: ignore[assignment]
+    col, vis, tex = shapes  # type: ignore[misc]
+    body = sim.p.createMultiBody(
+        baseMass=0.0 if static else spec.mass,
+        baseCollisionShapeIndex=col,
+        baseVisualShapeIndex=vis,
+        basePosition=[float(x) for x in position],
+        baseOrientation=[float(x) for x in orientation],
+    )
+    if name is None:
+        n = 0
+        while f"obj{spec.uid}_{n}" in sim.bodies:
+            n += 1
+        name = f"obj{spec.uid}_{n}"
+    sim.add_body(name, body)
+    if tex >= 0:
+        sim.p.changeVisualShape(body, -1, textureUniqueId=tex, rgbaColor=(1.0, 1.0, 1.0, spec.rgba[3]))
+    sim.p.changeDynamics(
+        body,
+        -1,
+        lateralFriction=spec.lateral_friction,
+        spinningFriction=spec.spinning_friction,
+        rollingFriction=spec.rolling_friction,
+        restitution=spec.restitution,
+        contactStiffness=spec.contact_stiffness,
+        contactDamping=spec.contact_damping,
+    )
+    return body
+
+
+__all__ = [
+    "CATEGORIES",
+    "FIXED_LIBRARY_SEED",
+    "HELDOUT_EVERY",
+    "INSTANCES_PER_CATEGORY",
+    "ObjectSpec",
+    "instances",
+    "object_spec",
+    "spawn",
+    "split_of",
+]
