@@ -105,15 +105,84 @@ def bench_ego(quick: bool) -> dict[str, float]:
     return out
 
 
+def bench_collect(quick: bool) -> dict[str, float]:
+    """Writer overhead, worker scaling, memory per worker, frame-cache read throughput."""
+    import tempfile
+
+    import h5py
+    import numpy as np
+
+    from embodied.collect.policies import make_policy
+    from embodied.collect.runner import collect
+    from embodied.collect.worker import ShardJob, _env
+    from embodied.data.cache import FrameCache
+
+    episodes, steps = (4, 50) if quick else (16, 100)
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        # the env alone: the same episodes, same policy, nothing recorded
+        job = ShardJob(out_dir=tmp, shard=0, name="x", env_id="embodied/EgoMotion-v0", env_kwargs={"size": 64},
+                       max_episode_steps=steps, policy="explore", first_episode=0, n_episodes=episodes, seed=0,
+                       total_episodes=episodes)
+        env = _env(job)
+        policy = make_policy("explore", env)
+        t = time.perf_counter()
+        frames = 0
+        for i in range(episodes):
+            policy.reset(i)
+            obs, info = env.reset(seed=i)
+            frames += 1
+            done = False
+            while not done:
+                obs, _, term, trunc, info = env.step(policy(obs, info))
+                frames += 1
+                done = term or trunc
+        env_fps = frames / (time.perf_counter() - t)
+        runs = {}
+        for workers in (1, 2):
+            t = time.perf_counter()
+            m = collect("ego_room", episodes, Path(tmp) / f"w{workers}", workers=workers, max_steps=steps,
+                        episodes_per_shard=1, env_overrides={"size": 64}, progress=False)
+            runs[workers] = m["totals"]["frames"] / (time.perf_counter() - t)
+            rss = [s["worker_peak_rss_mb"] for s in m["shards"]]
+        out["collect_env_alone_fps"] = env_fps
+        out["collect_1worker_fps"] = runs[1]
+        out["collect_writer_overhead"] = 1.0 - runs[1] / env_fps
+        out["collect_2worker_fps"] = runs[2]
+        out["collect_scaling_2workers"] = runs[2] / runs[1]
+        out["worker_peak_rss_mb_first_shard"] = rss[0]
+        out["worker_peak_rss_mb_last_shard"] = rss[-1]
+
+        cache = FrameCache(Path(tmp) / "w1", progress=False)
+        rgb = cache.obs["rgb"]
+        rng = np.random.default_rng(0)
+        batches = [rng.integers(0, len(rgb), 256) for _ in range(20 if quick else 100)]
+        t = time.perf_counter()
+        for idx in batches:
+            np.ascontiguousarray(rgb[idx])
+        out["frame_cache_memmap_fps_batch256"] = 256 * len(batches) / (time.perf_counter() - t)
+        shard = h5py.File(Path(tmp) / "w1" / "shard-00000.h5")
+        ds = next(iter(shard["data"].values()))["obs"]["rgb"]
+        n = ds.shape[0]
+        t = time.perf_counter()
+        for idx in batches[:10]:
+            np.stack([ds[int(i) % n] for i in idx])
+        out["hdf5_chunk_reads_fps_batch256"] = 2560 / (time.perf_counter() - t)
+        shard.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["ego", "tabletop"], help="run one section")
+    ap.add_argument("--only", choices=["ego", "collect", "tabletop"], help="run one section")
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke check)")
     ap.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     args = ap.parse_args()
     results: dict[str, float] = {}
     if args.only in (None, "ego"):
         results.update(bench_ego(args.quick))
+    if args.only in (None, "collect"):
+        results.update(bench_collect(args.quick))
     if args.only in (None, "tabletop"):
         import bench_tabletop
 

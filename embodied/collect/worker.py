@@ -8,6 +8,7 @@ any history gives the same bytes.
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import time
 from dataclasses import dataclass, field
@@ -133,5 +134,7 @@ def collect_shard(job: ShardJob) -> dict[str, Any]:
         "steps": int(sum(ep.length for ep in episodes)),
         "success_rate": float(np.mean(successes)) if successes else None,
         "seconds": time.perf_counter() - t0,
+        # peak resident memory of this worker process so far (ru_maxrss is KiB on Linux)
+        "worker_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         **written,
     }
