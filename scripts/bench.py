@@ -121,9 +121,19 @@ def bench_collect(quick: bool) -> dict[str, float]:
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         # the env alone: the same episodes, same policy, nothing recorded
-        job = ShardJob(out_dir=tmp, shard=0, name="x", env_id="embodied/EgoMotion-v0", env_kwargs={"size": 64},
-                       max_episode_steps=steps, policy="explore", first_episode=0, n_episodes=episodes, seed=0,
-                       total_episodes=episodes)
+        job = ShardJob(
+            out_dir=tmp,
+            shard=0,
+            name="x",
+            env_id="embodied/EgoMotion-v0",
+            env_kwargs={"size": 64},
+            max_episode_steps=steps,
+            policy="explore",
+            first_episode=0,
+            n_episodes=episodes,
+            seed=0,
+            total_episodes=episodes,
+        )
         env = _env(job)
         policy = make_policy("explore", env)
         t = time.perf_counter()
@@ -141,8 +151,16 @@ def bench_collect(quick: bool) -> dict[str, float]:
         runs = {}
         for workers in (1, 2):
             t = time.perf_counter()
-            m = collect("ego_room", episodes, Path(tmp) / f"w{workers}", workers=workers, max_steps=steps,
-                        episodes_per_shard=1, env_overrides={"size": 64}, progress=False)
+            m = collect(
+                "ego_room",
+                episodes,
+                Path(tmp) / f"w{workers}",
+                workers=workers,
+                max_steps=steps,
+                episodes_per_shard=1,
+                env_overrides={"size": 64},
+                progress=False,
+            )
             runs[workers] = m["totals"]["frames"] / (time.perf_counter() - t)
             rss = [s["worker_peak_rss_mb"] for s in m["shards"]]
         out["collect_env_alone_fps"] = env_fps

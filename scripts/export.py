@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Export a collected dataset to another format.
 
-    python scripts/export.py --format minari --data data/ego --id embodied/ego-room-v0 --out exports/
-    MINARI_DATASETS_PATH=exports python -c "import minari; print(minari.load_dataset('embodied/ego-room-v0'))"
+python scripts/export.py --format minari --data data/ego --id embodied/ego-room-v0 --out exports/
+MINARI_DATASETS_PATH=exports python -c "import minari; print(minari.load_dataset('embodied/ego-room-v0'))"
 """
 
 from __future__ import annotations

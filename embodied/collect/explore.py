@@ -24,7 +24,7 @@ class ExplorePolicy:
         mean_run: mean number of steps one chosen motion persists.
     """
 
-    def __init__(self, action_space: spaces.Space, clearance: float = 0.6, mean_run: float = 6.0) -> None:
+    def __init__(self, action_space: spaces.Space, clearance: float = 0.45, mean_run: float = 6.0) -> None:
         if not (isinstance(action_space, spaces.Discrete) and action_space.n >= 5) and not (
             isinstance(action_space, spaces.Box) and action_space.shape == (2,)
         ):
@@ -41,10 +41,11 @@ class ExplorePolicy:
 
     def __call__(self, obs: dict[str, Any], info: dict[str, Any]) -> Any:
         ranges = np.asarray(info["range"], dtype=np.float64)
-        blocked = ranges[1:4].min() < self.clearance or bool(info.get("collided", False))
-        if blocked:
-            if self._escape == 0:  # commit to one side: the more open one
+        stuck = bool(info.get("collided", False)) and self._current == FORWARD and self._escape == 0
+        if ranges[1:4].min() < self.clearance or stuck:
+            if self._escape == 0:  # commit to one side, the more open one, until the way ahead is clear
                 self._escape = LEFT if ranges[3:].sum() >= ranges[:2].sum() else RIGHT
+                self._left = 0
             action = self._escape
         else:
             self._escape = 0
@@ -67,7 +68,6 @@ class ExplorePolicy:
         if isinstance(self.action_space, spaces.Discrete):
             return int(action)
         # Continuous: smooth speed / yaw-rate commands with a little jitter.
-        speed = {FORWARD: 0.8, LEFT: 0.1, RIGHT: 0.1}.get(action, 0.0)
-        turn = {LEFT: 0.8, RIGHT: -0.8}.get(action, 0.0)
-        jitter = self.rng.normal(0.0, 0.1, size=2)
-        return np.clip(np.array([speed, turn]) + jitter, -1.0, 1.0).astype(np.float32)
+        speed = 0.8 + self.rng.normal(0.0, 0.1) if action == FORWARD else 0.0  # turn on the spot
+        turn = {LEFT: 0.8, RIGHT: -0.8}.get(action, 0.0) + self.rng.normal(0.0, 0.1)
+        return np.clip(np.array([speed, turn]), -1.0, 1.0).astype(np.float32)

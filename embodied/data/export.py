@@ -26,8 +26,7 @@ def _aligned_infos(g: h5py.Group) -> dict[str, np.ndarray]:
     return out
 
 
-def export_minari(root: str | Path, dataset_id: str, out_dir: str | Path | None = None,
-                  progress: bool = True) -> Any:
+def export_minari(root: str | Path, dataset_id: str, out_dir: str | Path | None = None, progress: bool = True) -> Any:
     """Write the dataset at ``root`` as the Minari dataset ``dataset_id`` ("namespace/name-v0").
 
     Images stay raw uint8 (no JPEG). ``out_dir`` sets MINARI_DATASETS_PATH for the
@@ -52,21 +51,29 @@ def export_minari(root: str | Path, dataset_id: str, out_dir: str | Path | None 
     for entry in tqdm(manifest["shards"], desc="minari export", unit="shard", disable=not progress):
         with open_shard(root / entry["name"], entry["sha256"], entry["bytes"]) as f:
             for g in f["data"].values():
-                buffers.append(EpisodeBuffer(
-                    id=int(g.attrs["index"]),
-                    seed=int(g.attrs["seed"]),
-                    observations={k: g["obs"][k][()] for k in g["obs"]},
-                    actions=g["actions"][()],
-                    rewards=g["rewards"][()].tolist(),
-                    terminations=g["terminated"][()].tolist(),
-                    truncations=g["truncated"][()].tolist(),
-                    infos=_aligned_infos(g),
-                ))
+                buffers.append(
+                    EpisodeBuffer(
+                        id=int(g.attrs["index"]),
+                        seed=int(g.attrs["seed"]),
+                        observations={k: g["obs"][k][()] for k in g["obs"]},
+                        actions=g["actions"][()],
+                        rewards=g["rewards"][()].tolist(),
+                        terminations=g["terminated"][()].tolist(),
+                        truncations=g["truncated"][()].tolist(),
+                        infos=_aligned_infos(g),
+                    )
+                )
     dataset = minari.create_dataset_from_buffers(
-        dataset_id, buffers, env=env.spec, eval_env=env.spec, action_space=env.action_space, observation_space=env.observation_space,
+        dataset_id,
+        buffers,
+        env=env.spec,
+        eval_env=env.spec,
+        action_space=env.action_space,
+        observation_space=env.observation_space,
         algorithm_name=f"embodied scripted policy: {manifest['config'].get('policy')}",
         description=f"Exported from {root} (embodied schema {manifest['schema_version']})",
-        data_format="hdf5", jpeg_encoding=False,
+        data_format="hdf5",
+        jpeg_encoding=False,
     )
     env.close()
     return dataset

@@ -26,6 +26,7 @@ RIG_HEIGHT = 0.5  # m
 EYE_OFFSET = (RIG_RADIUS + 0.05, 0.0, 0.2)  # m, in the rig frame (origin at the rig's centre)
 PITCH_LIMIT = math.radians(30.0)
 RANGE_RAYS = tuple(math.radians(d) for d in (-40.0, -20.0, 0.0, 20.0, 40.0))  # bearing of the range-finder rays
+RANGE_HEIGHTS = (0.01, 0.3)  # m above the floor
 RANGE_MAX = 3.0  # m
 
 DISCRETE_ACTIONS = ("forward", "turn_left", "turn_right", "look_up", "look_down")
@@ -265,15 +266,18 @@ class EgoMotionEnv(gym.Env):
         }
 
     def _ranges(self, pose: np.ndarray) -> np.ndarray:
-        """Free distance (m) along ``RANGE_RAYS`` from the rig's rim, at knee height."""
+        """Free distance (m) along ``RANGE_RAYS`` from the rig's rim: the nearer of a ray
+        just above the floor (plates, toys) and one at table height."""
         x, y, yaw = float(pose[0]), float(pose[1]), float(pose[2])
         starts, ends = [], []
-        for bearing in RANGE_RAYS:
-            c, s = math.cos(yaw + bearing), math.sin(yaw + bearing)
-            r0 = RIG_RADIUS + 0.01
-            starts.append((x + c * r0, y + s * r0, 0.1))
-            ends.append((x + c * (r0 + RANGE_MAX), y + s * (r0 + RANGE_MAX), 0.1))
-        return np.array([h[2] * RANGE_MAX for h in self.sim.p.rayTestBatch(starts, ends)], dtype=np.float32)
+        r0 = RIG_RADIUS + 0.01
+        for z in RANGE_HEIGHTS:
+            for bearing in RANGE_RAYS:
+                c, s = math.cos(yaw + bearing), math.sin(yaw + bearing)
+                starts.append((x + c * r0, y + s * r0, z))
+                ends.append((x + c * (r0 + RANGE_MAX), y + s * (r0 + RANGE_MAX), z))
+        hits = np.array([h[2] for h in self.sim.p.rayTestBatch(starts, ends)], dtype=np.float32)
+        return hits.reshape(len(RANGE_HEIGHTS), -1).min(0) * RANGE_MAX
 
     def render(self) -> np.ndarray | None:
         """(S, 2S, 3) uint8: the egocentric view beside a top-down overview of the room."""
