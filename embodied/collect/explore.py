@@ -41,10 +41,11 @@ class ExplorePolicy:
 
     def __call__(self, obs: dict[str, Any], info: dict[str, Any]) -> Any:
         ranges = np.asarray(info["range"], dtype=np.float64)
+        right, centre, left = ranges
         stuck = bool(info.get("collided", False)) and self._current == FORWARD and self._escape == 0
-        if ranges[1:4].min() < self.clearance or stuck:
+        if min(right, centre, left) < self.clearance or stuck:
             if self._escape == 0:  # commit to one side, the more open one, until the way ahead is clear
-                self._escape = LEFT if ranges[3:].sum() >= ranges[:2].sum() else RIGHT
+                self._escape = LEFT if left >= right else RIGHT
                 self._left = 0
             action = self._escape
         else:

@@ -25,7 +25,7 @@ RIG_HEIGHT = 0.5  # m
 # Eye 5 cm in front of the rig's surface: TinyRenderer can hang with the eye inside a mesh.
 EYE_OFFSET = (RIG_RADIUS + 0.05, 0.0, 0.2)  # m, in the rig frame (origin at the rig's centre)
 PITCH_LIMIT = math.radians(30.0)
-RANGE_RAYS = tuple(math.radians(d) for d in (-40.0, -20.0, 0.0, 20.0, 40.0))  # bearing of the range-finder rays
+RANGE_RAYS = tuple(math.radians(d) for d in (-35.0, 0.0, 35.0))  # bearing of the range-finder rays
 RANGE_HEIGHTS = (0.01, 0.3)  # m above the floor
 RANGE_MAX = 3.0  # m
 
@@ -51,7 +51,7 @@ class EgoMotionEnv(gym.Env):
 
     Observation: Dict(rgb=(H, W, 3) uint8, motor=(4,) float32 ``MOTOR_FIELDS`` [, depth]).
     Info: pose (x, y, yaw, pitch), scene_class, scene_class_id, scene_id, collided,
-    range (5,) metres of free space ahead (for scripted explorers), and the visible
+    range (3,) metres of free space ahead (right, centre, left) (for scripted explorers), and the visible
     object instances / categories with their pixel counts. Learners must not need info.
     """
 
@@ -68,7 +68,7 @@ class EgoMotionEnv(gym.Env):
         max_speed: float = 1.0,
         max_yaw_rate: float = math.radians(75.0),
         control_dt: float = 0.2,
-        substeps: int = 4,
+        substeps: int = 3,
         motor_noise: float = 0.02,
         motor_noise_floor: float = 0.002,
         depth: bool = False,

@@ -35,7 +35,8 @@ def test_odometry_is_the_executed_motion(env):
     assert obs["motor"][3] == pytest.approx(math.radians(10), abs=1e-6)
     after = info["pose"]
     assert after[3] == pytest.approx(math.radians(10), abs=1e-6)
-    assert after[2] - before[2] == pytest.approx(math.radians(15), abs=1e-3)
+    turned = (after[2] - before[2] + math.pi) % (2 * math.pi) - math.pi
+    assert turned == pytest.approx(math.radians(15), abs=1e-3)
 
 
 def test_forward_moves_forward_until_a_wall_stops_it(env):
