@@ -18,8 +18,12 @@ Contents:
 Split rule: instance ``index % HELDOUT_EVERY == HELDOUT_EVERY - 1`` (i.e. index 4, 9, 14, 19) is
 ``"heldout"``, every other index is ``"train"``: 4 of 24 per category (17 %, "about 20 %").
 
-Frames: an object's origin is the centre of its axis-aligned bounding box at rest, z up; to put it
-on a surface at height ``h`` use ``z = h + spec.extents[2] / 2``. Its centre of mass is that origin.
+Frames: z up; an object's origin (= its centre of mass, = pybullet's base position) is at mid-height
+of its axis-aligned bounding box at rest, so to put it on a surface at height ``h`` use
+``z = h + spec.extents[2] / 2``. Horizontally the origin is the AABB centre for every generated
+(symmetric) shape; for the shipped meshes it is their surface centroid (a mug's handle would
+otherwise put the centre of mass off the cup and tip it over), and ``spec.aabb_offset`` gives the
+AABB centre in the object frame (zero for generated shapes, a few cm at most otherwise).
 
 Units: metres, kilograms, seconds; contact stiffness in N/m, damping in N s/m.
 
@@ -77,6 +81,7 @@ class ObjectSpec:
     and the body is drawn with a white tint. ``collision_mesh`` None means "use ``mesh``"
     (PyBullet uses the convex hull of a mesh for a dynamic body). ``mesh_scale`` is applied to
     both meshes; ``extents`` already includes it. ``softness`` in [0, 1], 1 = softest.
+    ``aabb_offset``: centre of the rest AABB in the object frame (the origin is the centre of mass).
     """
 
     category: str
@@ -98,6 +103,7 @@ class ObjectSpec:
     contact_damping: float
     softness: float
     extents: tuple[float, float, float]
+    aabb_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -120,25 +126,25 @@ _PROFILES: dict[str, _Profile] = {
     "bottle": _Profile(4.5, 400.0, (0.4, 0.7), (0.1, 0.3), (0.2, 0.7), (0.3, 0.9), ("plain", "stripes")),
     "vase": _Profile(5.7, 1500.0, (0.5, 0.8), (0.05, 0.2), (0.0, 1.0), (0.3, 0.9), ("plain", "stripes", "noise")),
     "plate": _Profile(5.5, 2000.0, (0.3, 0.6), (0.1, 0.3), (0.0, 1.0), (0.0, 0.4), ("plain", "checker", "dots")),
-    "can": _Profile(5.5, 350.0, (0.3, 0.5), (0.1, 0.3), (0.0, 1.0), (0.5, 1.0), ("stripes", "plain", "noise")),
-    "ball": _Profile(3.4, 150.0, (0.7, 1.0), (0.3, 0.5), (0.0, 1.0), (0.6, 1.0), ("plain", "dots", "stripes")),
+    "can": _Profile(5.5, 500.0, (0.3, 0.5), (0.1, 0.3), (0.0, 1.0), (0.5, 1.0), ("stripes", "plain", "noise")),
+    "ball": _Profile(3.4, 800.0, (0.7, 1.0), (0.3, 0.5), (0.0, 1.0), (0.6, 1.0), ("plain", "dots", "stripes")),
     "torus": _Profile(3.8, 900.0, (0.8, 1.1), (0.1, 0.3), (0.0, 1.0), (0.6, 1.0), ("plain", "stripes")),
-    "box": _Profile(4.8, 250.0, (0.5, 0.8), (0.1, 0.2), (0.05, 0.15), (0.3, 0.7), ("plain", "noise", "checker")),
+    "box": _Profile(5.0, 350.0, (0.5, 0.8), (0.1, 0.2), (0.05, 0.15), (0.3, 0.7), ("plain", "noise", "checker")),
     "brick": _Profile(6.0, 1400.0, (0.8, 1.1), (0.0, 0.1), (0.0, 0.06), (0.5, 0.8), ("noise", "plain")),
-    "duck": _Profile(3.6, 400.0, (0.7, 1.0), (0.2, 0.4), (0.1, 0.18), (0.7, 1.0), ("plain", "dots")),
-    "teddy": _Profile(3.0, 150.0, (0.9, 1.2), (0.0, 0.05), (0.0, 0.12), (0.3, 0.7), ("noise", "plain")),
-    "mug": _Profile(5.7, 2000.0, (0.5, 0.8), (0.1, 0.3), (0.0, 1.0), (0.3, 0.9), ("plain", "dots", "stripes")),
-    "bunny": _Profile(4.0, 500.0, (0.6, 0.9), (0.1, 0.3), (0.0, 1.0), (0.0, 0.6), ("plain", "noise")),
+    "duck": _Profile(3.5, 400.0, (0.7, 1.0), (0.2, 0.4), (0.1, 0.18), (0.7, 1.0), ("plain", "dots")),
+    "teddy": _Profile(3.0, 300.0, (0.9, 1.2), (0.0, 0.05), (0.0, 0.12), (0.3, 0.7), ("noise", "plain")),
+    "mug": _Profile(5.7, 600.0, (0.5, 0.8), (0.1, 0.3), (0.0, 1.0), (0.3, 0.9), ("plain", "dots", "stripes")),
+    "bunny": _Profile(4.0, 900.0, (0.6, 0.9), (0.1, 0.3), (0.0, 1.0), (0.0, 0.6), ("plain", "noise")),
 }
 
 # Meshes shipped in pybullet_data: file, rotation to z-up (Euler xyz, radians), longest side in metres.
 _SHIPPED: dict[str, tuple[str, tuple[float, float, float], tuple[float, float]]] = {
     "duck": ("duck.obj", (math.pi / 2, 0.0, 0.0), (0.08, 0.14)),
-    "teddy": ("teddy2_VHACD_CHs.obj", (math.pi / 2, 0.0, 0.0), (0.10, 0.18)),
+    "teddy": ("teddy2_VHACD_CHs.obj", (-0.2416, -0.3943, 0.0), (0.10, 0.18)),
     "mug": ("objects/mug.obj", (0.0, 0.0, 0.0), (0.09, 0.13)),
     "bunny": ("bunny.obj", (math.pi / 2, 0.0, 0.0), (0.08, 0.14)),
 }
-_DECIMATE_CELLS = 16  # vertex-clustering grid along the longest side of a shipped mesh
+_DECIMATE_CELLS = 10  # vertex-clustering grid along the longest side of a shipped mesh
 
 
 # -- mesh building -------------------------------------------------------------------------
@@ -244,7 +250,7 @@ def _generate(category: str, rng: np.random.Generator) -> tuple[np.ndarray, np.n
     if category == "vase":
         h, r0 = u(0.12, 0.2), u(0.022, 0.032)
         amp, freq, phase, t = u(0.008, 0.018), u(0.7, 1.4), u(0.0, math.pi), u(0.003, 0.005)
-        zs = np.linspace(0.0, h, 9)
+        zs = np.linspace(0.0, h, 7)
         outer = [(r0 + amp * math.sin(phase + freq * math.pi * z / h), z) for z in zs]
         return _revolve(_shell(outer, t, t * 2.0))
     if category == "plate":
@@ -291,9 +297,11 @@ def _euler_matrix(rx: float, ry: float, rz: float) -> np.ndarray:
     return np.asarray(p.getMatrixFromQuaternion(p.getQuaternionFromEuler((rx, ry, rz)))).reshape(3, 3)
 
 
-@functools.lru_cache(maxsize=None)
-def _shipped_mesh(category: str, root: str) -> tuple[str, tuple[float, float, float]]:
-    """Decimated, z-up, AABB-centred copy of a pybullet_data mesh with longest side 1; (path, extents)."""
+@functools.cache
+def _shipped_mesh(category: str, root: str) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
+    """Decimated, z-up, AABB-centred copy of a pybullet_data mesh with longest side 1.
+
+    Returns (path, extents, AABB centre in the mesh frame)."""
     fname, euler, _ = _SHIPPED[category]
     v, f = _parse_obj(Path(pybullet_data.getDataPath()) / fname)
     v = v @ _euler_matrix(*euler).T
@@ -316,11 +324,16 @@ def _shipped_mesh(category: str, root: str) -> tuple[str, tuple[float, float, fl
         lo, hi = v.min(0), v.max(0)
         v = (v - (lo + hi) / 2.0) / float((hi - lo).max())
     # cylindrical UVs: u around z, v up
+    # origin horizontally at the area-weighted surface centroid (a proxy for the centre of mass)
+    a, b, c = (v[f[:, k]] for k in range(3))
+    area = np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    centroid = (area[:, None] * (a + b + c) / 3.0).sum(0) / area.sum()
+    v = v - np.array([centroid[0], centroid[1], 0.0])
     uvs = np.stack([np.arctan2(v[:, 1], v[:, 0]) / (2 * np.pi) + 0.5, v[:, 2] - v[:, 2].min()], axis=1)
     params = {"lib": "objects", "version": LIBRARY_VERSION, "shipped": fname, "cells": _DECIMATE_CELLS}
     path = write_mesh(params, v, f, uvs)
-    ext = v.max(0) - v.min(0)
-    return str(path), (float(ext[0]), float(ext[1]), float(ext[2]))
+    lo, hi = v.min(0), v.max(0)
+    return str(path), tuple(float(x) for x in hi - lo), tuple(float(x) for x in (lo + hi) / 2.0)
 
 
 # -- colour ---------------------------------------------------------------------------------
@@ -371,11 +384,12 @@ def _build(cid: int, index: int, root: str) -> ObjectSpec:
     key = {"lib": "objects", "version": LIBRARY_VERSION, "seed": FIXED_LIBRARY_SEED, "category": category}
     key["index"] = index
     if category in _SHIPPED:
-        path, unit_ext = _shipped_mesh(category, root)
+        path, unit_ext, unit_off = _shipped_mesh(category, root)
         lo, hi = _SHIPPED[category][2]
         size = rng.uniform(lo, hi)
         scale = tuple(float(size * s) for s in rng.uniform(0.9, 1.1, size=3))
         extents = tuple(float(e * s) for e, s in zip(unit_ext, scale, strict=True))
+        offset = tuple(float(o * s) for o, s in zip(unit_off, scale, strict=True))
         volume = 0.5 * float(np.prod(extents))  # rough fill of the bounding box
         mesh = path
     else:
@@ -384,6 +398,7 @@ def _build(cid: int, index: int, root: str) -> ObjectSpec:
         v = v - (lo_v + hi_v) / 2.0
         mesh = str(write_mesh(key, v, f, uv))
         scale = (1.0, 1.0, 1.0)
+        offset = (0.0, 0.0, 0.0)
         extents = tuple(float(e) for e in hi_v - lo_v)
         volume = abs(_signed_volume(v, f))
     # colour and texture
@@ -424,6 +439,7 @@ def _build(cid: int, index: int, root: str) -> ObjectSpec:
         contact_damping=damping,
         softness=float(np.clip((6.0 - prof.log10_stiffness) / 3.0, 0.0, 1.0)),
         extents=(float(extents[0]), float(extents[1]), float(extents[2])),
+        aabb_offset=(float(offset[0]), float(offset[1]), float(offset[2])),
     )
 
 
