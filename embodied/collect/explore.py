@@ -24,7 +24,7 @@ class ExplorePolicy:
         mean_run: mean number of steps one chosen motion persists.
     """
 
-    def __init__(self, action_space: spaces.Space, clearance: float = 0.45, mean_run: float = 6.0) -> None:
+    def __init__(self, action_space: spaces.Space, clearance: float = 0.7, mean_run: float = 6.0) -> None:
         if not (isinstance(action_space, spaces.Discrete) and action_space.n >= 5) and not (
             isinstance(action_space, spaces.Box) and action_space.shape == (2,)
         ):

@@ -20,6 +20,9 @@ from embodied.sim.bullet import BulletSim
 
 WALL_HEIGHT = 1.6  # m
 WALL_THICKNESS = 0.1  # m
+# Library objects are tabletop-sized (5-20 cm); at room scale, seen from 0.45 m, they would be
+# a few pixels. Rooms use them enlarged, as toy-box and furniture-sized things.
+OBJECT_SCALE = 2.5
 
 
 @dataclass(frozen=True)
@@ -216,22 +219,23 @@ def build_scene(sim: BulletSim, scene_id: int, scene_class: str, split: str = "t
     pool = objects.instances(split, categories=[c for c in style.categories if c in objects.CATEGORIES])
     for n in range(int(rng.integers(style.n_objects[0], style.n_objects[1] + 1))):
         spec = pool[int(rng.integers(len(pool)))]
+        ex, ey, ez = (e * OBJECT_SCALE for e in spec.extents)
         yaw = float(rng.uniform(-math.pi, math.pi))
         orn = p.getQuaternionFromEuler((0.0, 0.0, yaw))
         if surfaces and rng.random() < 0.6:  # on a furniture top
             sx, sy, sz, shx, shy = surfaces[int(rng.integers(len(surfaces)))]
-            x = sx + float(rng.uniform(-0.8, 0.8)) * max(shx - spec.extents[0] / 2, 0.0)
-            y = sy + float(rng.uniform(-0.8, 0.8)) * max(shy - spec.extents[1] / 2, 0.0)
-            pos = (x, y, sz + spec.extents[2] / 2)
+            x = sx + float(rng.uniform(-0.8, 0.8)) * max(shx - ex / 2, 0.0)
+            y = sy + float(rng.uniform(-0.8, 0.8)) * max(shy - ey / 2, 0.0)
+            pos = (x, y, sz + ez / 2)
         else:
-            r = 0.5 * max(spec.extents[:2])
+            r = 0.5 * max(ex, ey)
             x = float(rng.uniform(-hx + r + 0.05, hx - r - 0.05))
             y = float(rng.uniform(-hy + r + 0.05, hy - r - 0.05))
             if not free(x, y, r):
                 continue
             occupied.append((x, y, r))
-            pos = (x, y, spec.extents[2] / 2)
-        body = objects.spawn(sim, spec, pos, orn, static=True, name=f"scene_obj{n}")
+            pos = (x, y, ez / 2)
+        body = objects.spawn(sim, spec, pos, orn, static=True, name=f"scene_obj{n}", scale=OBJECT_SCALE)
         scene.object_bodies[body] = (spec.uid, spec.category)
 
     # Start in the free spot nearest a random point, facing a random way.

@@ -467,21 +467,26 @@ def spawn(
     *,
     static: bool = False,
     name: str | None = None,
+    scale: float = 1.0,
 ) -> int:
     """Create ``spec`` in ``sim``'s world at ``position`` (m, AABB centre) / ``orientation`` (xyzw quaternion).
 
     Shapes and textures are created once per world and instance (memoized in ``sim.cache``).
     ``static=True`` gives mass 0 (immovable). The body is registered as ``name`` or
-    ``f"obj{uid}_{n}"`` (n = first free number). Returns the pybullet body id.
+    ``f"obj{uid}_{n}"`` (n = first free number). ``scale`` enlarges the instance uniformly
+    (its extents scale with it; dynamics are left as they are). Returns the pybullet body id.
     """
-    key = ("objects", spec.uid)
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"scale={scale}; expected a finite number > 0")
+    key = ("objects", spec.uid, float(scale))
+    mesh_scale = [float(s) * scale for s in spec.mesh_scale]
     shapes = sim.cache.get(key)
     if shapes is None:
         col = sim.p.createCollisionShape(
-            p.GEOM_MESH, fileName=spec.collision_mesh or spec.mesh, meshScale=list(spec.mesh_scale)
+            p.GEOM_MESH, fileName=spec.collision_mesh or spec.mesh, meshScale=mesh_scale
         )
         tint = (1.0, 1.0, 1.0, spec.rgba[3]) if spec.texture else spec.rgba
-        vis = sim.p.createVisualShape(p.GEOM_MESH, fileName=spec.mesh, meshScale=list(spec.mesh_scale), rgbaColor=tint)
+        vis = sim.p.createVisualShape(p.GEOM_MESH, fileName=spec.mesh, meshScale=mesh_scale, rgbaColor=tint)
         tex = sim.p.loadTexture(spec.texture) if spec.texture else -1
         if col < 0 or vis < 0 or (spec.texture and tex < 0):
             raise RuntimeError(f"pybullet could not load the shapes of {spec.category} #{spec.index} ({spec.mesh})")
