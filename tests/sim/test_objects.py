@@ -160,9 +160,9 @@ def test_spawn_memoizes_shapes_and_static():
     spec = O.object_spec("mug", 2)
     with BulletSim() as sim:
         a = O.spawn(sim, spec, (0, 0, 0.1))
-        shapes = sim.cache[("objects", spec.uid)]
+        shapes = sim.cache[("objects", spec.uid, 1.0)]
         b = O.spawn(sim, spec, (0.3, 0, 0.1), static=True, name="fixed_mug")
-        assert sim.cache[("objects", spec.uid)] == shapes and len(sim.cache) == 1
+        assert sim.cache[("objects", spec.uid, 1.0)] == shapes and len(sim.cache) == 1
         assert sim.bodies == {f"obj{spec.uid}_0": a, "fixed_mug": b}
         assert sim.p.getDynamicsInfo(b, -1)[0] == 0.0
         sim.step(60)
