@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,15 @@ def export_minari(root: str | Path, dataset_id: str, out_dir: str | Path | None 
                         infos=_aligned_infos(g),
                     )
                 )
-    dataset = minari.create_dataset_from_buffers(
+    with warnings.catch_warnings():  # Minari nags about author e-mail / permalinks we do not have
+        warnings.filterwarnings("ignore", message=".*(author|code_permalink).*", category=UserWarning)
+        dataset = _create(minari, dataset_id, buffers, env, root, manifest)
+    env.close()
+    return dataset
+
+
+def _create(minari: Any, dataset_id: str, buffers: list, env: Any, root: Path, manifest: dict) -> Any:
+    return minari.create_dataset_from_buffers(
         dataset_id,
         buffers,
         env=env.spec,
@@ -75,5 +84,3 @@ def export_minari(root: str | Path, dataset_id: str, out_dir: str | Path | None 
         data_format="hdf5",
         jpeg_encoding=False,
     )
-    env.close()
-    return dataset
