@@ -1,0 +1,73 @@
+"""Exact Recall@k by chunked matrix product + top-k (or faiss ``IndexFlatIP`` when asked)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _check(emb: torch.Tensor, labels: torch.Tensor, ks: Sequence[int]) -> None:
+    if emb.ndim != 2:
+        raise ValueError(f"embeddings of shape {tuple(emb.shape)}; expected (N, D)")
+    if labels.shape != (emb.shape[0],):
+        raise ValueError(f"labels of shape {tuple(labels.shape)}; expected ({emb.shape[0]},)")
+    if not torch.isfinite(emb).all():
+        raise ValueError("embeddings contain NaN or inf")
+    if emb.shape[0] < 2:
+        raise ValueError(f"{emb.shape[0]} embeddings; retrieval needs at least 2")
+    bad = [k for k in ks if not 0 < k < emb.shape[0]]
+    if bad:
+        raise ValueError(f"k={bad}; expected 0 < k < N={emb.shape[0]}")
+
+
+def topk_neighbours(emb: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor:
+    """Indices (N, k) of each row's k most cosine-similar other rows (itself excluded)."""
+    z = F.normalize(emb.float(), dim=1)
+    out = torch.empty(z.shape[0], k, dtype=torch.long, device=z.device)
+    for start in range(0, z.shape[0], chunk):
+        sim = z[start:start + chunk] @ z.T  # (c, N)
+        rows = torch.arange(sim.shape[0], device=z.device)
+        sim[rows, rows + start] = -float("inf")  # the query is not in its own gallery
+        out[start:start + chunk] = sim.topk(k, dim=1).indices
+    return out
+
+
+def topk_neighbours_faiss(emb: torch.Tensor, k: int) -> torch.Tensor:
+    """Same as :func:`topk_neighbours` with faiss ``IndexFlatIP`` on the CPU (optional ``faiss`` extra)."""
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError("faiss search needs the faiss extra: pip install 'embodied[faiss]'") from None
+    z = F.normalize(emb.float(), dim=1).cpu().numpy().astype(np.float32)
+    index = faiss.IndexFlatIP(z.shape[1])
+    index.add(z)
+    _, idx = index.search(z, k + 1)
+    n = z.shape[0]
+    keep = idx != np.arange(n)[:, None]  # drop the query itself wherever it ranks
+    rows = [row[m][:k] for row, m in zip(idx, keep, strict=True)]
+    return torch.from_numpy(np.stack(rows)).to(emb.device)
+
+
+def recall_at_k(emb: torch.Tensor, labels: torch.Tensor | np.ndarray, ks: Sequence[int] = (1, 5, 10, 20),
+                backend: str = "torch") -> dict[int, float]:
+    """Recall@k: the share of queries with at least one same-label item among their k nearest others.
+
+    emb: (N, D) embeddings (cosine similarity); labels: (N,) ints. Queries whose label
+    occurs only once (no possible hit) are left out, as is usual.
+    """
+    labels = torch.as_tensor(labels, device=emb.device)
+    ks = [int(k) for k in ks]
+    _check(emb, labels, ks)
+    if backend not in ("torch", "faiss"):
+        raise ValueError(f"backend={backend!r}; expected 'torch' or 'faiss'")
+    kmax = max(ks)
+    nn_idx = topk_neighbours(emb, kmax) if backend == "torch" else topk_neighbours_faiss(emb, kmax)
+    hits = labels[nn_idx] == labels[:, None]  # (N, kmax)
+    counts = torch.bincount(labels - labels.min())
+    valid = counts[labels - labels.min()] > 1
+    if not valid.any():
+        raise ValueError("no label occurs twice: Recall@k is undefined")
+    return {k: hits[valid, :k].any(1).double().mean().item() for k in ks}

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import torch
+
+from embodied.eval.retrieval import recall_at_k
+
+
+def brute_force_recall(emb, labels, k):
+    z = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    sim = z @ z.T
+    np.fill_diagonal(sim, -np.inf)
+    hits = []
+    for i in range(len(z)):
+        if (labels == labels[i]).sum() < 2:
+            continue
+        order = np.argsort(-sim[i], kind="stable")[:k]
+        hits.append(np.any(labels[order] == labels[i]))
+    return float(np.mean(hits))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_recall_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(300, 16)).astype(np.float32)
+    labels = rng.integers(0, 25, size=300)
+    labels[0] = 99  # a singleton query is left out
+    got = recall_at_k(torch.from_numpy(emb), torch.from_numpy(labels), ks=(1, 5, 10, 20))
+    for k in (1, 5, 10, 20):
+        assert got[k] == pytest.approx(brute_force_recall(emb, labels, k), abs=1e-9)
+
+
+def test_chunking_does_not_change_the_answer():
+    from embodied.eval.retrieval import topk_neighbours
+
+    emb = torch.randn(257, 8, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(topk_neighbours(emb, 5, chunk=7).numpy(), topk_neighbours(emb, 5).numpy())
+
+
+def test_perfect_and_hand_computed_cases():
+    emb = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    assert recall_at_k(emb, torch.tensor([0, 0, 1, 1]), ks=(1,))[1] == 1.0
+    # nearest of 0 is 1 (label 1: miss), nearest of 1 is 0 (miss), 2<->3 miss: all wrong at k=1
+    assert recall_at_k(emb, torch.tensor([0, 1, 0, 1]), ks=(1,))[1] == 0.0
+    # top-2: 0 -> {1, 3} miss; 1 -> {0, 3} hit; 2 -> {3, 1} miss; 3 -> {2, 1} hit
+    assert recall_at_k(emb, torch.tensor([0, 1, 0, 1]), ks=(2, 3)) == {2: 0.5, 3: 1.0}
+
+
+def test_faiss_backend_agrees():
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(1)
+    emb = torch.from_numpy(rng.normal(size=(200, 8)).astype(np.float32))
+    labels = torch.from_numpy(rng.integers(0, 10, 200))
+    a = recall_at_k(emb, labels, backend="torch")
+    b = recall_at_k(emb, labels, backend="faiss")
+    for k in a:
+        assert a[k] == pytest.approx(b[k], abs=0.02)  # ties may order differently
+
+
+@pytest.mark.parametrize(
+    "emb, labels, ks, match",
+    [
+        (torch.zeros(5), torch.zeros(5), (1,), "expected \\(N, D\\)"),
+        (torch.randn(5, 2), torch.zeros(4), (1,), "labels of shape"),
+        (torch.full((5, 2), float("nan")), torch.zeros(5), (1,), "NaN"),
+        (torch.randn(5, 2), torch.zeros(5), (5,), "k=\\[5\\]"),
+        (torch.randn(5, 2), torch.arange(5), (1,), "no label occurs twice"),
+    ],
+)
+def test_bad_input(emb, labels, ks, match):
+    with pytest.raises(ValueError, match=match):
+        recall_at_k(emb, labels, ks=ks)
