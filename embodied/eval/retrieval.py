@@ -28,10 +28,10 @@ def topk_neighbours(emb: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tenso
     z = F.normalize(emb.float(), dim=1)
     out = torch.empty(z.shape[0], k, dtype=torch.long, device=z.device)
     for start in range(0, z.shape[0], chunk):
-        sim = z[start:start + chunk] @ z.T  # (c, N)
+        sim = z[start : start + chunk] @ z.T  # (c, N)
         rows = torch.arange(sim.shape[0], device=z.device)
         sim[rows, rows + start] = -float("inf")  # the query is not in its own gallery
-        out[start:start + chunk] = sim.topk(k, dim=1).indices
+        out[start : start + chunk] = sim.topk(k, dim=1).indices
     return out
 
 
@@ -51,8 +51,9 @@ def topk_neighbours_faiss(emb: torch.Tensor, k: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(rows)).to(emb.device)
 
 
-def recall_at_k(emb: torch.Tensor, labels: torch.Tensor | np.ndarray, ks: Sequence[int] = (1, 5, 10, 20),
-                backend: str = "torch") -> dict[int, float]:
+def recall_at_k(
+    emb: torch.Tensor, labels: torch.Tensor | np.ndarray, ks: Sequence[int] = (1, 5, 10, 20), backend: str = "torch"
+) -> dict[int, float]:
     """Recall@k: the share of queries with at least one same-label item among their k nearest others.
 
     emb: (N, D) embeddings (cosine similarity); labels: (N,) ints. Queries whose label
