@@ -67,7 +67,8 @@ def _backdrop(sim: BulletSim, rng: np.random.Generator) -> None:
 
 
 def render_objects(spec: ObjectBenchSpec, progress: bool = True) -> dict[str, np.ndarray]:
-    """images (N, S, S, 3) uint8, instance (N,) uid, category (N,) id, view (N, 4) [azimuth, elevation, distance, yaw]."""
+    """images (N, S, S, 3) uint8, instance (N,) uid, category (N,) id,
+    view (N, 4): azimuth rad, elevation rad, distance m, object yaw rad."""
     rng = np.random.default_rng(BENCH_SEED)
     camera = Camera(spec.size, spec.size, fov=40.0, near=0.02, far=5.0)
     images, inst, cat, views = [], [], [], []
