@@ -20,7 +20,7 @@ import numpy as np
 import pybullet as p
 from tqdm import tqdm
 
-from embodied.envs.scenes import SCENE_CLASSES
+from embodied.envs.scenes import SCENE_CLASSES, build_scene
 from embodied.sim import BulletSim, Camera, look_at, objects
 from embodied.sim.assets import asset_path, procedural_texture, write_texture
 
@@ -68,35 +68,44 @@ def _backdrop(sim: BulletSim, rng: np.random.Generator) -> None:
 
 def render_objects(spec: ObjectBenchSpec, progress: bool = True) -> dict[str, np.ndarray]:
     """images (N, S, S, 3) uint8, instance (N,) uid, category (N,) id,
-    view (N, 4): azimuth rad, elevation rad, distance m, object yaw rad."""
+    view (N, 4): azimuth rad, elevation rad, distance m, object yaw rad;
+    scene_class (N,): the room's class for views inside an ego-motion room, -1 on the table."""
     rng = np.random.default_rng(BENCH_SEED)
     camera = Camera(spec.size, spec.size, fov=40.0, near=0.02, far=5.0)
-    images, inst, cat, views = [], [], [], []
+    images, inst, cat, views, scenes = [], [], [], [], []
     with BulletSim() as sim:
         for obj in tqdm(objects.instances(spec.split), desc="benchmark objects", unit="instance", disable=not progress):
             for _ in range(spec.views):
                 sim.reset_world()
-                _backdrop(sim, rng)
                 yaw = float(rng.uniform(-math.pi, math.pi))
-                objects.spawn(
-                    sim, obj, (0.0, 0.0, obj.extents[2] / 2), p.getQuaternionFromEuler((0, 0, yaw)), static=True
-                )
+                origin = np.zeros(3)
+                scene_class = -1
+                if len(views) % 2:  # every other view: on the floor of an ego-motion room, not on a table
+                    scene_class = int(rng.integers(len(SCENE_CLASSES)))
+                    room = build_scene(sim, int(rng.integers(2**31 - 1)), SCENE_CLASSES[scene_class], "heldout")
+                    origin = np.array([room.start[0], room.start[1], 0.0])
+                else:
+                    _backdrop(sim, rng)
+                orn = p.getQuaternionFromEuler((0, 0, yaw))
+                objects.spawn(sim, obj, origin + (0.0, 0.0, obj.extents[2] / 2), orn, static=True)
                 size = max(obj.extents)
                 az = float(rng.uniform(-0.8, 0.8))  # keep the back wall behind the object
                 el = float(rng.uniform(0.25, 1.0))
                 dist = float(rng.uniform(2.0, 3.2)) * size / (2 * math.tan(math.radians(20)))
-                target = np.array([0.0, 0.0, obj.extents[2] / 2])
+                target = origin + (0.0, 0.0, obj.extents[2] / 2)
                 eye = target + dist * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
                 camera.light_direction = tuple(rng.uniform([-1, -1, 0.3], [1, 1, 1.5]))
                 images.append(camera.render(sim, look_at(eye, target)).rgb)
                 inst.append(obj.uid)
                 cat.append(obj.category_id)
                 views.append((az, el, dist, yaw))
+                scenes.append(scene_class)
     return {
         "images": np.stack(images),
         "instance": np.array(inst),
         "category": np.array(cat),
         "view": np.array(views, dtype=np.float32),
+        "scene_class": np.array(scenes),
     }
 
 
@@ -134,7 +143,7 @@ def load_benchmark(kind: str, size: str = "small", progress: bool = True) -> dic
     if size not in SIZES:
         raise ValueError(f"benchmark size={size!r}; expected one of {sorted(SIZES)}")
     spec = SIZES[size][0 if kind == "objects" else 1]
-    params = {"kind": kind, **asdict(spec), "seed": BENCH_SEED, "library": objects.LIBRARY_VERSION, "v": 1}
+    params = {"kind": kind, **asdict(spec), "seed": BENCH_SEED, "library": objects.LIBRARY_VERSION, "v": 3}
     path = asset_path("benchmarks", params, ".npz")
     if not path.exists():
         data = render_objects(spec, progress) if kind == "objects" else render_scenes(spec, progress)
