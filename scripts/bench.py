@@ -187,9 +187,39 @@ def bench_collect(quick: bool) -> dict[str, float]:
     return out
 
 
+def bench_eval(quick: bool) -> dict[str, float]:
+    """Seconds for Recall@{1,5,10,20} over N random 128-d embeddings (1000 labels), torch and faiss."""
+    import torch
+
+    from embodied.eval.retrieval import recall_at_k
+
+    out: dict[str, float] = {}
+    g = torch.Generator().manual_seed(0)
+    for n in (10_000,) if quick else (10_000, 100_000):
+        emb = torch.randn(n, 128, generator=g)
+        labels = torch.randint(0, 1000, (n,), generator=g)
+        for backend in ("torch", "faiss"):
+            t = time.perf_counter()
+            try:
+                recall_at_k(emb, labels, backend=backend)
+            except ImportError:
+                continue
+            out[f"recall_{n // 1000}k_x128_{backend}_s"] = time.perf_counter() - t
+    if torch.cuda.is_available():
+        emb = torch.randn(100_000, 128, device="cuda")
+        labels = torch.randint(0, 1000, (100_000,), device="cuda")
+        recall_at_k(emb[:1000], labels[:1000])  # warm-up
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        recall_at_k(emb, labels)
+        torch.cuda.synchronize()
+        out["recall_100k_x128_cuda_s"] = time.perf_counter() - t
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["ego", "collect", "tabletop"], help="run one section")
+    ap.add_argument("--only", choices=["ego", "collect", "eval", "train", "tabletop"], help="run one section")
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke check)")
     ap.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     args = ap.parse_args()
@@ -198,6 +228,12 @@ def main() -> None:
         results.update(bench_ego(args.quick))
     if args.only in (None, "collect"):
         results.update(bench_collect(args.quick))
+    if args.only in (None, "eval"):
+        results.update(bench_eval(args.quick))
+    if args.only in (None, "train"):
+        import bench_train
+
+        results.update(bench_train.run(quick=args.quick))
     if args.only in (None, "tabletop"):
         import bench_tabletop
 
