@@ -5,5 +5,8 @@ Importing the package registers the Gymnasium ids of every preset under ``envs/`
 """
 
 from embodied import envs as envs  # noqa: F401  (registers ids)
+from embodied.encoder import load_encoder
+
+__all__ = ["load_encoder"]
 
 __version__ = "0.1.0"

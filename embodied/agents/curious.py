@@ -1,0 +1,125 @@
+"""The Curious Robot (Pinto, Gandhi, Han, Park & Gupta, ECCV 2016): grasp + push + poke + identity, one trunk.
+
+Heads: grasp on conv4-level maps of the grasp patch (18 angle bins, BCE on the tried bin);
+push on conv3-level maps of (before, after) through the same trunk twice (siamese), regressing
+the normalised push action; poke on the embedding, regressing the force profile or its fitted
+line (``poke_target``); identity on the embedding, views of one instance close (cosine) and
+other instances apart. Each training step takes one batch per task in turn and applies the
+trunk's gradients accumulated over the four tasks together, as in the paper.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch.utils.data import Dataset
+
+from embodied.agents.base import Agent
+from embodied.agents.data import classify, open_all, require
+from embodied.nn.heads import EmbeddingHead, GraspHead, PushHead
+from embodied.nn.losses import cosine_embedding_loss, grasp_loss, regression_loss, triplet_margin_loss
+from embodied.nn.trunk import TrunkConfig
+
+TASKS = ("grasp", "push", "poke", "identity")
+
+
+class CuriousAgent(Agent):
+    defaults: ClassVar[dict[str, Any]] = {
+        "tasks": list(TASKS),  # a subset trains an ablation
+        "weights": {"grasp": 1.0, "push": 1.0, "poke": 1.0, "identity": 1.0},
+        "grasp_layer": "conv4",
+        "push_layer": "conv3",
+        "patch": 64,  # grasp patch side in pixels (reader option)
+        "poke_target": "line",  # "line" (slope, intercept) or "profile" (the whole force curve)
+        "regression": "mse",  # "mse" or "smooth_l1" for push and poke
+        "identity_loss": "cosine",  # "cosine" or "triplet"
+        "identity_margin": 0.5,
+        "hidden": 256,
+    }
+    keys: ClassVar[dict[str, tuple[str, ...]]] = {
+        "grasp": ("patch", "angle_bin", "success"),
+        "push": ("before", "after", "action"),
+        "poke": ("rgb",),
+        "identity": ("anchor", "positive", "negative"),
+    }
+    images_per_item: ClassVar[dict[str, int]] = {"grasp": 1, "push": 2, "poke": 1, "identity": 3}
+
+    @classmethod
+    def open_datasets(cls, dirs: list[Path], options: dict[str, Any]) -> dict[str, Dataset]:
+        o = {**cls.defaults, **options}
+        groups = classify(dirs)
+        readers = {
+            "grasp": ("grasp", "GraspPatchDataset", {"patch": o["patch"]}),
+            "push": ("push", "PushPairDataset", {}),
+            "poke": ("poke", "PokeDataset", {}),
+            "identity": ("look", "IdentityDataset", {}),
+        }
+        unknown = [t for t in o["tasks"] if t not in readers]
+        if unknown:
+            raise ValueError(f"curious has no tasks {unknown}; tasks are {TASKS}")
+        # check every task has data before reading any (a missing poke dir fails in milliseconds)
+        dirs_of = {t: require(groups, readers[t][0], "curious", t) for t in o["tasks"]}
+        return {t: open_all(readers[t][1], dirs_of[t], **readers[t][2]) for t in o["tasks"]}
+
+    @classmethod
+    def required_keys(cls, task: str, options: dict[str, Any]) -> tuple[str, ...]:
+        if task == "poke":
+            target = {**cls.defaults, **options}["poke_target"]
+            return ("rgb", "line" if target == "line" else "force")
+        return cls.keys.get(task, ())
+
+    def __init__(self, trunk: TrunkConfig, options: dict[str, Any], datasets: dict[str, Dataset]) -> None:
+        super().__init__(trunk, options, datasets)
+        o = self.options
+        if o["poke_target"] not in ("line", "profile"):
+            raise ValueError(f"poke_target={o['poke_target']!r}; expected 'line' or 'profile'")
+        self.poke_key = "line" if o["poke_target"] == "line" else "force"
+        unknown = set(self.tasks) - set(TASKS)
+        if unknown:
+            raise ValueError(f"curious has no tasks {sorted(unknown)}; tasks are {TASKS}")
+        d, h = trunk.embed_dim, o["hidden"]
+        if "grasp" in datasets:
+            self.grasp = GraspHead(trunk, o["grasp_layer"], hidden=h)
+        if "push" in datasets:
+            self.spec["action_dim"] = int(datasets["push"][0]["action"].numel())
+            self.push = PushHead(trunk, self.spec["action_dim"], o["push_layer"], hidden=h)
+        if "poke" in datasets:
+            self.spec["poke_dim"] = int(datasets["poke"][0][self.poke_key].numel())
+            self.poke = EmbeddingHead(d, self.spec["poke_dim"], hidden=h)
+        if "identity" in datasets:
+            self.identity = EmbeddingHead(d, d, hidden=h)
+
+    def loss(self, task: str, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        w = float(self.options["weights"].get(task, 1.0))
+        if task == "grasp":
+            feats = self.features(batch["patch"], upto=self.options["grasp_layer"])
+            logits = self.grasp(feats)
+            loss = grasp_loss(logits, batch["angle_bin"], batch["success"])
+            tried = logits.detach().gather(1, batch["angle_bin"].long().view(-1, 1)).squeeze(1)
+            acc = ((tried > 0).float() == batch["success"].float()).float().mean()
+            return w * loss, {"bce": loss.detach(), "acc": acc}
+        if task == "push":
+            n = len(batch["before"])
+            feats = self.features(torch.cat([batch["before"], batch["after"]]), upto=self.options["push_layer"])
+            layer = self.options["push_layer"]
+            pred = self.push({layer: feats[layer][:n]}, {layer: feats[layer][n:]})
+            loss = regression_loss(pred.float(), batch["action"], self.options["regression"])
+            return w * loss, {"err": loss.detach()}
+        if task == "poke":
+            target = batch[self.poke_key].float().flatten(1)
+            loss = regression_loss(self.poke(self.embed(batch["rgb"])).float(), target, self.options["regression"])
+            return w * loss, {"err": loss.detach()}
+        if task == "identity":
+            n = len(batch["anchor"])
+            z = self.identity(self.embed(torch.cat([batch["anchor"], batch["positive"], batch["negative"]])))
+            a, p, q = z[:n], z[n : 2 * n], z[2 * n :]
+            if self.options["identity_loss"] == "cosine":
+                loss = cosine_embedding_loss(a, p, q, self.options["identity_margin"])
+            elif self.options["identity_loss"] == "triplet":
+                loss = triplet_margin_loss(a, p, q, self.options["identity_margin"])
+            else:
+                raise ValueError(f"identity_loss={self.options['identity_loss']!r}; expected 'cosine' or 'triplet'")
+            return w * loss, {"emb": loss.detach()}
+        raise KeyError(task)

@@ -1,0 +1,143 @@
+"""Agent presets: one TOML file per learner under the top-level ``agents/``.
+
+A preset names the class that implements the learner and its parameters, so adding a
+learner is one module plus one file::
+
+    description = "..."
+    agent = "embodied.agents.equivariant:EquivariantAgent"
+    [trunk]            # TrunkConfig fields (defaults shared by every preset: same architecture)
+    width = 32
+    [train]            # TrainConfig fields (embodied.train)
+    steps = 20000
+    [options]          # the agent class's own options (its ``defaults``)
+    k = 6
+
+Overrides ``section.key=value`` (values parsed as TOML, else taken as strings) change any field.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from embodied.agents.base import Agent
+from embodied.agents.data import check_dataset
+from embodied.nn.trunk import TrunkConfig
+
+PRESET_DIR = Path(os.environ.get("EMBODIED_AGENT_PRESETS", Path(__file__).resolve().parents[2] / "agents"))
+SECTIONS = ("trunk", "train", "options")
+
+
+@dataclass
+class AgentPreset:
+    """A parsed preset. ``trunk``, ``train`` and ``options`` are plain TOML tables."""
+
+    name: str
+    agent: str
+    description: str = ""
+    trunk: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (stored in checkpoints, loadable with ``weights_only=True``)."""
+        return copy.deepcopy(
+            {
+                "name": self.name,
+                "agent": self.agent,
+                "description": self.description,
+                "trunk": self.trunk,
+                "train": self.train,
+                "options": self.options,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> AgentPreset:
+        return cls(**copy.deepcopy(raw))
+
+
+def parse_preset(path: Path) -> AgentPreset:
+    with open(path, "rb") as f:
+        raw = tomllib.load(f)
+    if "agent" not in raw:
+        raise ValueError(f"agent preset {path} lacks 'agent' (module:Class)")
+    unknown = set(raw) - {"agent", "description", *SECTIONS}
+    if unknown:
+        raise ValueError(f"agent preset {path} has unknown keys {sorted(unknown)}")
+    return AgentPreset(
+        name=Path(path).stem,
+        agent=raw["agent"],
+        description=raw.get("description", ""),
+        **{s: dict(raw.get(s, {})) for s in SECTIONS},
+    )
+
+
+def list_presets(directory: Path = PRESET_DIR) -> dict[str, AgentPreset]:
+    """Every preset of ``directory`` keyed by file stem."""
+    return {p.stem: parse_preset(p) for p in sorted(Path(directory).glob("*.toml"))}
+
+
+def load_preset(name_or_path: str | Path) -> AgentPreset:
+    """A preset by name (``equivariant``) or by path to a TOML file."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and path.exists():
+        return parse_preset(path)
+    candidate = PRESET_DIR / f"{name_or_path}.toml"
+    if not candidate.exists():
+        names = sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+        raise ValueError(f"no agent preset {str(name_or_path)!r}; presets in {PRESET_DIR}: {names}")
+    return parse_preset(candidate)
+
+
+def _value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(preset: AgentPreset, overrides: list[str]) -> AgentPreset:
+    """A copy of ``preset`` with ``section.key=value`` (or ``section.key.sub=value``) applied."""
+    out = AgentPreset.from_dict(preset.to_dict())
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) < 2 or parts[0] not in SECTIONS:
+            raise ValueError(f"override {item!r}: expected section.key=value with section in {SECTIONS}")
+        table = getattr(out, parts[0])
+        for p in parts[1:-1]:
+            table = table.setdefault(p, {})
+        table[parts[-1]] = _value(text.strip())
+    return out
+
+
+def agent_class(preset: AgentPreset) -> type[Agent]:
+    module, _, name = preset.agent.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"agent preset {preset.name!r}: cannot import {preset.agent!r}: {e}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Agent)):
+        raise ValueError(f"agent preset {preset.name!r}: {preset.agent!r} is not an Agent subclass")
+    return cls
+
+
+def open_datasets(preset: AgentPreset, dirs: list[str | Path]) -> dict[str, Dataset]:
+    """The agent's datasets from dataset directories (each mapped to its task by its manifest's env id)."""
+    return agent_class(preset).open_datasets([Path(d) for d in dirs], preset.options)
+
+
+def build_agent(preset: AgentPreset, datasets: dict[str, Dataset]) -> Agent:
+    """The agent of ``preset`` for these datasets ({task: Dataset}), after checking each is usable."""
+    cls = agent_class(preset)
+    for task, ds in datasets.items():
+        check_dataset(task, ds, cls.required_keys(task, preset.options))
+    return cls(TrunkConfig.from_dict(preset.trunk), preset.options, datasets)

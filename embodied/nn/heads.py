@@ -1,0 +1,100 @@
+"""Task heads on top of the trunk; each maps named trunk features to its task's output.
+
+Depths follow Pinto et al.: grasp on conv4-level maps, push on conv3 of two weight-shared
+towers, poke and identity (and SimCLR, the classifier) on the pooled embedding.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from embodied.nn.trunk import TrunkConfig
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers with ReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers[:-1])
+
+
+class ConvPool(nn.Module):
+    """(N, C, H, W) -> (N, C_out): one 3x3 conv (the head's own "conv5"), ReLU, global average pool."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class EquivarianceMaps(nn.Module):
+    """One learnable linear map M_g (D x D) per motion class g, initialised to the identity.
+
+    ``weight``: (G, D, D). Identity start = the slowness solution, from which the maps
+    only have to learn how each motion moves the embedding.
+    """
+
+    def __init__(self, n_classes: int, dim: int) -> None:
+        super().__init__()
+        if n_classes < 1:
+            raise ValueError(f"need at least one motion class; got {n_classes}")
+        self.weight = nn.Parameter(torch.eye(dim).repeat(n_classes, 1, 1))
+
+    @property
+    def n_classes(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """z: (N, D), g: (N,) int64 -> M_g z: (N, D)."""
+        return torch.einsum("nij,nj->ni", self.weight[g], z)
+
+
+class GraspHead(nn.Module):
+    """Grasp patch features (default conv4) -> (N, 18) success logits, one per 10-degree angle bin."""
+
+    def __init__(self, trunk: TrunkConfig, layer: str = "conv4", hidden: int = 256, bins: int = 18) -> None:
+        super().__init__()
+        self.layer = layer
+        c = trunk.channels(layer)
+        self.conv = ConvPool(c, c)
+        self.fc = mlp([c, hidden, bins])
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        """feats[layer]: (N, C, h, w) -> (N, bins) logits."""
+        return self.fc(self.conv(feats[self.layer]))
+
+
+class PushHead(nn.Module):
+    """Siamese push: conv3-level maps of (before, after), from one shared trunk -> (N, A) push action.
+
+    Each tower's map is reduced by a shared conv + pool, the two vectors are concatenated and
+    regressed to the normalised action (start, direction, length).
+    """
+
+    def __init__(self, trunk: TrunkConfig, action_dim: int, layer: str = "conv3", hidden: int = 256) -> None:
+        super().__init__()
+        self.layer = layer
+        c = trunk.channels(layer)
+        self.conv = ConvPool(c, c)
+        self.fc = mlp([2 * c, hidden, action_dim])
+
+    def forward(self, before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> torch.Tensor:
+        """before[layer], after[layer]: (N, C, h, w) -> (N, A)."""
+        return self.fc(torch.cat([self.conv(before[self.layer]), self.conv(after[self.layer])], dim=1))
+
+
+class EmbeddingHead(nn.Module):
+    """An MLP on the pooled embedding: (N, D) -> (N, K). Poke regression, identity / SimCLR projection, classifier."""
+
+    def __init__(self, dim: int, out: int, hidden: int | None = None) -> None:
+        super().__init__()
+        self.net = mlp([dim, out] if not hidden else [dim, hidden, out])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)

@@ -1,0 +1,126 @@
+"""Losses of every learner, as plain functions of tensors (shapes in each docstring).
+
+Each is small enough to check by hand; ``tests/nn/test_losses.py`` does.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def pair_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Euclidean distance per row. a, b: (N, D) -> (N,). ``eps`` keeps the sqrt's gradient finite at 0."""
+    return torch.sqrt(((a - b) ** 2).sum(-1) + eps)
+
+
+def apply_maps(z: torch.Tensor, g: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
+    """M_g z per row. z: (N, D); g: (N,) int64; maps: (G, D, D) or None (identity) -> (N, D)."""
+    if maps is None:
+        return z
+    return torch.einsum("nij,nj->ni", maps[g], z)
+
+
+def equivariance_loss(
+    z_i: torch.Tensor,
+    z_j: torch.Tensor,
+    g: torch.Tensor,
+    maps: torch.Tensor | None,
+    margin: float,
+    neg_frames: torch.Tensor | None = None,
+    neg_g: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Contrastive ego-motion equivariance (Jayaraman & Grauman 2015), DrLIM form.
+
+    z_i, z_j: (N, D) embeddings of the two frames of pairs related by motion class g: (N,) int64.
+    maps: (G, D, D) one linear map per class, or None for M_g = I (slowness / DrLIM).
+    Positives pull M_g z_i to z_j:                 0.5 * ||M_g z_i - z_j||^2.
+    Negatives push pairs *not* related by g beyond the margin, 0.5 * max(0, m - ||.||)^2:
+      neg_frames: (N, D) embeddings of unrelated frames, compared with M_g z_i;
+      neg_g: (N,) int64 wrong classes g' != g, compared as ||M_g' z_i - z_j||.
+    Returns {"loss": scalar (mean positive + mean of each negative term), "pos", "neg", "dist_pos", "dist_neg"}.
+    """
+    pred = apply_maps(z_i, g, maps)
+    d_pos = pair_distance(pred, z_j)
+    pos = 0.5 * (d_pos**2).mean()
+    negs: list[torch.Tensor] = []
+    if neg_frames is not None:
+        negs.append(pair_distance(pred, neg_frames))
+    if neg_g is not None and maps is not None:
+        negs.append(pair_distance(apply_maps(z_i, neg_g, maps), z_j))
+    if negs:
+        d_neg = torch.cat(negs)
+        neg = torch.stack([0.5 * (F.relu(margin - d) ** 2).mean() for d in negs]).sum()
+    else:
+        d_neg = d_pos.new_zeros(0)
+        neg = d_pos.new_zeros(())
+    return {
+        "loss": pos + neg,
+        "pos": pos.detach(),
+        "neg": neg.detach(),
+        "dist_pos": d_pos.detach().mean(),
+        "dist_neg": d_neg.detach().mean() if len(d_neg) else d_pos.new_zeros(()),
+    }
+
+
+def grasp_loss(logits: torch.Tensor, angle_bin: torch.Tensor, success: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy on the tried angle bin only (Pinto et al.: the other 17 bins get no signal).
+
+    logits: (N, 18); angle_bin: (N,) int64 in 0..17; success: (N,) float 0/1 -> scalar mean.
+    """
+    tried = logits.gather(1, angle_bin.long().view(-1, 1)).squeeze(1)
+    return F.binary_cross_entropy_with_logits(tried.float(), success.float())
+
+
+def regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """Push action / poke force regression. pred, target: (N, K) -> scalar mean over N and K.
+
+    kind: "mse" (mean squared error) or "smooth_l1" (Huber with beta 1).
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    if kind == "mse":
+        return F.mse_loss(pred.float(), target.float())
+    if kind == "smooth_l1":
+        return F.smooth_l1_loss(pred.float(), target.float())
+    raise ValueError(f"regression loss {kind!r}; expected 'mse' or 'smooth_l1'")
+
+
+def cosine_embedding_loss(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.5
+) -> torch.Tensor:
+    """Identity: views of one instance close, other instances apart (cosine embedding, as in Pinto et al.).
+
+    anchor, positive, negative: (N, D). Per row: (1 - cos(a, p)) + max(0, cos(a, n) - margin).
+    Returns the scalar mean over rows.
+    """
+    pos = 1.0 - F.cosine_similarity(anchor.float(), positive.float(), dim=-1)
+    neg = F.relu(F.cosine_similarity(anchor.float(), negative.float(), dim=-1) - margin)
+    return (pos + neg).mean()
+
+
+def triplet_margin_loss(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 1.0
+) -> torch.Tensor:
+    """Identity, margin variant. (N, D) x3 -> scalar mean of max(0, ||a - p|| - ||a - n|| + margin)."""
+    return F.relu(pair_distance(anchor, positive) - pair_distance(anchor, negative) + margin).mean()
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """SimCLR's normalised-temperature cross-entropy over 2N views.
+
+    z1, z2: (N, K) projections of two augmentations of the same N images. For each of the
+    2N views the positive is its partner and the 2N - 2 other views are negatives.
+    Returns the scalar mean over the 2N views.
+    """
+    n = len(z1)
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=-1)
+    sim = z @ z.t() / temperature
+    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, target)
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Supervised cross-entropy. logits: (N, C); labels: (N,) int64 -> scalar mean."""
+    return F.cross_entropy(logits.float(), labels.long())
