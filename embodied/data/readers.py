@@ -95,3 +95,186 @@ class EgoPairDataset(Dataset):
             "g": torch.tensor(self.g[n]),
             "dt": torch.tensor(j - i),
         }
+
+
+class StepTable:
+    """Per-step arrays of a dataset: actions and infos, aligned with frame-cache rows.
+
+    ``frame[s]`` is the cache row of the observation before step s, ``next_frame[s]``
+    the one after it; ``fields`` maps a name to a path inside an episode group
+    ("actions", "infos/success", ...). Built once from the shards and stored in
+    ``<dataset>/cache/steps_<names>.npz`` (rebuilt with the frame cache).
+    """
+
+    def __init__(self, cache: FrameCache, fields: dict[str, str]) -> None:
+        import json
+
+        import h5py
+
+        from embodied.data.shards import open_shard
+
+        path = cache.dir / f"steps_{'_'.join(sorted(fields))}.npz"
+        stamp = json.dumps({"shards": [s["sha256"] for s in cache.manifest["shards"]], "fields": fields})
+        if path.exists():
+            with np.load(path) as f:
+                if str(f["stamp"]) == stamp:
+                    self._set({k: f[k] for k in f.files if k != "stamp"})
+                    return
+        cols: dict[str, list[np.ndarray]] = {k: [] for k in (*fields, "frame", "next_frame", "episode", "t")}
+        for entry in cache.manifest["shards"]:
+            with open_shard(cache.root / entry["name"], size=entry["bytes"]) as f:
+                for g in f["data"].values():
+                    n = int(g.attrs["length"])
+                    start = cache.episodes[int(g.attrs["index"])][0]
+                    for name, where in fields.items():
+                        if where not in g:
+                            raise ValueError(
+                                f"dataset {cache.root} has no {where!r} in its episodes; "
+                                f"this reader needs it (wrong env?)"
+                            )
+                        ds = g[where]
+                        cols[name].append(np.asarray(ds[()]) if isinstance(ds, h5py.Dataset) else np.empty(0))
+                    cols["frame"].append(start + np.arange(n))
+                    cols["next_frame"].append(start + 1 + np.arange(n))
+                    cols["episode"].append(np.full(n, int(g.attrs["index"])))
+                    cols["t"].append(np.arange(n))
+        arrays = {k: np.concatenate(v) if v else np.empty(0) for k, v in cols.items()}
+        np.savez(path, stamp=np.array(stamp), **arrays)
+        self._set(arrays)
+
+    def _set(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        return len(self.arrays["frame"])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+
+def _nonempty(ds: Dataset, root: str | Path, what: str) -> None:
+    if len(ds) == 0:
+        raise ValueError(f"dataset {root} has no {what}")
+
+
+class GraspPatchDataset(Dataset):
+    """(c) Grasp attempts: a patch centred at the grasp point, the tried angle bin, the outcome.
+
+    Item: {"patch": (P, P, 3) uint8 cut from the image before the attempt (edges replicated
+    beyond the image), "angle_bin": int64 in 0..17, "success": float32 0 / 1}.
+    """
+
+    def __init__(self, root: str | Path, patch: int = 64) -> None:
+        if patch <= 0:
+            raise ValueError(f"patch={patch}; expected a positive number of pixels")
+        self.cache = FrameCache(root, keys=("rgb",))
+        self.steps = StepTable(self.cache, {"action": "actions", "success": "infos/success"})
+        self.patch = patch
+        _nonempty(self, root, "grasp attempts")
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
+        u, v, angle_bin = (int(x) for x in self.steps["action"][n][:3])
+        img = self.cache.obs["rgb"][int(self.steps["frame"][n])]
+        h, w = img.shape[:2]
+        half = self.patch // 2
+        rows = np.clip(np.arange(v - half, v - half + self.patch), 0, h - 1)
+        cols = np.clip(np.arange(u - half, u - half + self.patch), 0, w - 1)
+        patch = np.ascontiguousarray(img[rows][:, cols])
+        return {
+            "patch": torch.from_numpy(patch),
+            "angle_bin": torch.tensor(angle_bin, dtype=torch.int64),
+            "success": torch.tensor(float(self.steps["success"][n]), dtype=torch.float32),
+        }
+
+
+class PushPairDataset(Dataset):
+    """(d) Pushes: the image before and after, and the push action as the env took it
+    (start u, v, direction, length, each normalised to [-1, 1]).
+
+    Item: {"before", "after": (H, W, 3) uint8, "action": (4,) float32}.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.cache = FrameCache(root, keys=("rgb",))
+        self.steps = StepTable(self.cache, {"action": "actions"})
+        _nonempty(self, root, "pushes")
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
+        rgb = self.cache.obs["rgb"]
+        return {
+            "before": torch.from_numpy(np.array(rgb[int(self.steps["frame"][n])])),
+            "after": torch.from_numpy(np.array(rgb[int(self.steps["next_frame"][n])])),
+            "action": torch.from_numpy(np.asarray(self.steps["action"][n], dtype=np.float32)),
+        }
+
+
+class PokeDataset(Dataset):
+    """(e) Pokes: the image before, the fingertip's normal-force profile and its line fit.
+
+    Item: {"rgb": (H, W, 3) uint8, "force": (L,) float32 newtons, "line": (2,) float32 (slope, intercept)}.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.cache = FrameCache(root, keys=("rgb",))
+        self.steps = StepTable(self.cache, {"force": "infos/force_profile", "line": "infos/fit"})
+        _nonempty(self, root, "pokes")
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
+        return {
+            "rgb": torch.from_numpy(np.array(self.cache.obs["rgb"][int(self.steps["frame"][n])])),
+            "force": torch.from_numpy(np.asarray(self.steps["force"][n], dtype=np.float32)),
+            "line": torch.from_numpy(np.asarray(self.steps["line"][n], dtype=np.float32)),
+        }
+
+
+class IdentityDataset(Dataset):
+    """(f) Multi-view identity triplets: two views of one instance and a view of another.
+
+    Item n: anchor = frame n, positive = another frame of the same episode (same instance),
+    negative = a frame of an episode showing a different instance; drawn from a generator
+    seeded by (seed, n), so items are reproducible. Also "instance" and "category" of the anchor.
+    Item: {"anchor", "positive", "negative": (H, W, 3) uint8, "instance": int64, "category": int64}.
+    """
+
+    def __init__(self, root: str | Path, seed: int = 0) -> None:
+        self.cache = FrameCache(root, keys=("rgb",))
+        for label in ("outcome/instance", "outcome/category_id"):
+            if label not in self.cache.labels:
+                raise ValueError(f"dataset {root} has no {label!r} labels; identity needs multi-view (Look) data")
+        self.instance = self.cache.labels["outcome/instance"].astype(np.int64)
+        self.category = self.cache.labels["outcome/category_id"].astype(np.int64)
+        self.seed = seed
+        if len(np.unique(self.instance)) < 2:
+            raise ValueError(f"dataset {root} shows fewer than 2 object instances; identity needs negatives")
+        self.rows = np.flatnonzero(np.array([self.cache.episodes[int(e)][1] > 1 for e in self.cache.episode]))
+        _nonempty(self, root, "episodes with two or more views")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, n))
+        i = int(self.rows[n])
+        start, length = self.cache.episodes[int(self.cache.episode[i])]
+        j = start + (i - start + 1 + int(rng.integers(length - 1))) % length  # any other view
+        while True:
+            k = int(rng.integers(len(self.instance)))
+            if self.instance[k] != self.instance[i]:
+                break
+        rgb = self.cache.obs["rgb"]
+        return {
+            "anchor": torch.from_numpy(np.array(rgb[i])),
+            "positive": torch.from_numpy(np.array(rgb[j])),
+            "negative": torch.from_numpy(np.array(rgb[k])),
+            "instance": torch.tensor(self.instance[i]),
+            "category": torch.tensor(self.category[i]),
+        }

@@ -1,0 +1,80 @@
+"""Readers (c)-(f) on small real collections of the tabletop envs."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from embodied.collect.runner import collect
+from embodied.data.readers import GraspPatchDataset, IdentityDataset, PokeDataset, PushPairDataset
+
+QUIET = dict(workers=1, progress=False, log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tabletop")
+    for env, n, policy in (
+        ("grasp", 6, "informed"),
+        ("push", 4, "informed"),
+        ("poke", 4, "informed"),
+        ("look", 3, "random"),
+    ):
+        collect(env, n, root / env, policy=policy, **QUIET)
+    return root
+
+
+def test_grasp_patches_are_centred_on_the_grasp_point(data):
+    ds = GraspPatchDataset(data / "grasp", patch=16)
+    assert len(ds) == 6
+    with h5py.File(data / "grasp" / "shard-00000.h5") as f:
+        g = f["data/ep_000002"]
+        u, v, angle_bin = g["actions"][0]
+        image = g["obs/rgb"][0]
+        success = bool(g["infos/success"][0])
+    item = ds[2]
+    assert item["patch"].shape == (16, 16, 3) and item["patch"].dtype.is_floating_point is False
+    assert int(item["angle_bin"]) == angle_bin and float(item["success"]) == float(success)
+    np.testing.assert_array_equal(item["patch"][8].numpy()[8], image[v, u])  # centre pixel
+
+
+def test_push_pairs_are_before_and_after(data):
+    ds = PushPairDataset(data / "push")
+    with h5py.File(data / "push" / "shard-00000.h5") as f:
+        g = f["data/ep_000001"]
+        before, after, action = g["obs/rgb"][0], g["obs/rgb"][1], g["actions"][0]
+    item = ds[1]
+    np.testing.assert_array_equal(item["before"].numpy(), before)
+    np.testing.assert_array_equal(item["after"].numpy(), after)
+    np.testing.assert_allclose(item["action"].numpy(), action)
+    assert np.all(np.abs(item["action"].numpy()) <= 1.0)
+
+
+def test_poke_items_carry_profile_and_line(data):
+    ds = PokeDataset(data / "poke")
+    item = ds[0]
+    assert item["force"].ndim == 1 and item["line"].shape == (2,)
+    from embodied.envs.poke import SAMPLE_EVERY, PokeEnv
+
+    env = PokeEnv()
+    seconds = np.arange(len(item["force"])) * env.scene.sim.timestep * SAMPLE_EVERY  # sample times
+    env.close()
+    slope, intercept = np.polyfit(seconds, item["force"].numpy().astype(np.float64), 1)  # newtons per second, N
+    assert item["line"].numpy() == pytest.approx([slope, intercept], rel=1e-3, abs=1e-2)
+
+
+def test_identity_triplets(data):
+    ds = IdentityDataset(data / "look", seed=3)
+    for n in range(len(ds)):
+        item = ds[n]
+        assert item["anchor"].shape == item["positive"].shape == item["negative"].shape
+    again = IdentityDataset(data / "look", seed=3)
+    np.testing.assert_array_equal(again[5]["negative"].numpy(), ds[5]["negative"].numpy())
+    i = ds.rows[5]
+    assert ds.instance[i] == int(ds[5]["instance"])
+
+
+def test_readers_refuse_the_wrong_data(data):
+    with pytest.raises(ValueError, match="infos/force_profile"):
+        PokeDataset(data / "grasp")
