@@ -1,0 +1,302 @@
+"""Stable-Baselines3 glue: learned trunks as RL feature extractors, and trained policies back out.
+
+The features extractor wraps ``embodied.load_encoder`` for the image key of a Dict
+observation and passes every other key (proprioception, last action, motor signals)
+through a small MLP, as SB3's ``CombinedExtractor`` does::
+
+    from stable_baselines3 import PPO
+    from embodied.agents.sb3 import policy_kwargs
+    model = PPO("MultiInputPolicy", env, policy_kwargs=policy_kwargs("runs/curious"))
+
+Encoder kinds: a checkpoint file or run directory (the trunk of a trained agent),
+``"random"`` (the same architecture, untrained: the floor) and ``"nature"`` (SB3's own
+NatureCNN, trained from scratch with the policy: the familiar reference). Trunks are
+frozen unless ``finetune=True``; either way their batch-norm statistics stay fixed
+(PPO alternates rollout and update modes, and moving statistics would change the
+policy between the two).
+
+Reload a saved model and act with it (no checkpoint file needed: the trunk's weights
+are inside the SB3 zip)::
+
+    policy = load_sb3_policy("runs/rl/model.zip")
+    action = policy(obs, info)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
+from torch import nn
+
+from embodied.encoder import load_encoder
+
+BUILTIN_ENCODERS = ("random", "nature")
+NATURE_MIN_SIZE = 36  # px: NatureCNN's 8/4, 4/2, 3/1 convolutions need at least this
+NATURE_RESIZE = 64  # px NatureCNN images are resized to when they are too small and resize=True
+IMAGE_KEY = "rgb"
+
+
+def _image_layout(space: spaces.Box) -> tuple[bool, int, int]:
+    """(channels_first, H, W) of an RGB image space shaped (3, H, W) or (H, W, 3)."""
+    shape = tuple(space.shape)
+    if len(shape) == 3 and shape[0] == 3 and shape[-1] != 3:
+        return True, shape[1], shape[2]
+    if len(shape) == 3 and shape[-1] == 3:
+        return False, shape[0], shape[1]
+    raise ValueError(f"the image observation has shape {shape}; expected (H, W, 3) or (3, H, W) RGB")
+
+
+def _to_nchw(x: torch.Tensor, channels_first: bool) -> torch.Tensor:
+    """Float images (N, 3, H, W) in [0, 1] from SB3's preprocessed batch (either layout)."""
+    x = x.float()
+    return x if channels_first else x.permute(0, 3, 1, 2)
+
+
+class EmbodiedExtractor(BaseFeaturesExtractor):
+    """Dict observation -> (N, features_dim) float features for SB3 policies.
+
+    Args:
+        observation_space: a Dict space with an RGB image under ``image_key`` (H, W, 3) or (3, H, W)
+            (SB3 transposes channel-last images before the policy sees them).
+        encoder: checkpoint file / run directory, ``"random"`` or ``"nature"``.
+        finetune: train the trunk's weights with the policy (default: frozen). "nature" always trains.
+        resize: resize images whose size differs from what the encoder was trained on
+            (bilinear, inside the extractor); without it a mismatch is a ValueError at construction.
+        trunk: TrunkConfig overrides for ``"random"`` (``policy_kwargs`` records a checkpoint's
+            config here so a saved model can be rebuilt without the checkpoint).
+        seed: initialisation seed of the ``"random"`` trunk.
+        image_key: the Dict key of the image. proprio_dim: width of the MLP for all other keys.
+        nature_dim: output width of NatureCNN (SB3's default 512).
+
+    ``features_dim`` = D of the trunk (or ``nature_dim``) + ``proprio_dim`` when other keys exist.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        encoder: str = "random",
+        finetune: bool = False,
+        resize: bool = False,
+        trunk: dict[str, Any] | None = None,
+        seed: int = 0,
+        image_key: str = IMAGE_KEY,
+        proprio_dim: int = 64,
+        nature_dim: int = 512,
+    ) -> None:
+        if not isinstance(observation_space, spaces.Dict) or image_key not in observation_space.spaces:
+            raise ValueError(
+                f"EmbodiedExtractor needs a Dict observation space with an {image_key!r} image; got {observation_space}"
+            )
+        image_space = observation_space[image_key]
+        if not isinstance(image_space, spaces.Box):
+            raise ValueError(f"observation {image_key!r} is {image_space}; expected an image Box")
+        channels_first, h, w = _image_layout(image_space)
+        encoder = str(encoder)
+        if encoder == "nature":
+            net, img_dim, size = _nature(h, w, resize, nature_dim)
+        else:
+            enc = load_encoder(encoder, seed=seed, trunk=trunk)
+            size = enc.config.image_size
+            if (h, w) != (size, size) and not resize:
+                raise ValueError(
+                    f"encoder {encoder!r} takes {size}x{size} images but the env's {image_key!r} observations "
+                    f"are {h}x{w}; pass resize=True (train_rl.py --resize) to resize them inside the "
+                    f"extractor, or make the env at size={size} (train_rl.py --env-kwargs size={size})"
+                )
+            net, img_dim = enc, enc.embed_dim
+        others = [k for k in observation_space.spaces if k != image_key]
+        extra_in = sum(spaces.flatdim(observation_space[k]) for k in others)
+        super().__init__(observation_space, img_dim + (proprio_dim if others else 0))
+        self.encoder_name, self.image_key, self.others = encoder, image_key, others
+        self.channels_first, self.input_size, self.image_size = channels_first, (h, w), size
+        self.finetune = bool(finetune) or encoder == "nature"
+        if encoder == "nature":
+            self.cnn: nn.Module = net
+            self.preprocess: nn.Module | None = None
+        else:
+            # the trunk and its preprocessing, out of the frozen Encoder wrapper so gradients can flow
+            self.preprocess = net.preprocess
+            self.cnn = net.trunk
+            self.cnn.requires_grad_(self.finetune)
+            self.cnn.eval()
+        self.extra = nn.Sequential(nn.Linear(extra_in, proprio_dim), nn.ReLU()) if others else None
+
+    def train(self, mode: bool = True) -> EmbodiedExtractor:
+        """Trunks keep fixed batch-norm statistics (eval mode) even while their weights train."""
+        super().train(mode)
+        if self.preprocess is not None:
+            self.cnn.eval()
+        return self
+
+    def image_features(self, image: torch.Tensor) -> torch.Tensor:
+        """SB3-preprocessed images (N, 3, H, W) or (N, H, W, 3) float in [0, 1] -> (N, D)."""
+        x = _to_nchw(image, self.channels_first)
+        if self.preprocess is None:  # NatureCNN
+            if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+                x = nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear")
+            return self.cnn(x)
+        if self.finetune:
+            return self.cnn(self.preprocess(x))
+        with torch.no_grad():
+            return self.cnn(self.preprocess(x))
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        feats = self.image_features(observations[self.image_key])
+        if self.extra is None:
+            return feats
+        extra = torch.cat([observations[k].float().flatten(1) for k in self.others], dim=1)
+        return torch.cat([feats, self.extra(extra)], dim=1)
+
+
+def _nature(h: int, w: int, resize: bool, dim: int) -> tuple[nn.Module, int, int]:
+    """NatureCNN on (3, S, S) images: the module, its output width and S."""
+    size = h
+    if h != w or h < NATURE_MIN_SIZE:
+        if not resize:
+            raise ValueError(
+                f"NatureCNN needs square images of at least {NATURE_MIN_SIZE} px; the env gives {h}x{w}. "
+                f"Pass resize=True (train_rl.py --resize) to resize them to {NATURE_RESIZE} px"
+            )
+        size = NATURE_RESIZE
+    space = spaces.Box(0, 255, shape=(3, size, size), dtype=np.uint8)
+    return NatureCNN(space, features_dim=dim), dim, size
+
+
+def encoder_trunk_config(encoder: str, seed: int = 0) -> dict[str, Any] | None:
+    """The TrunkConfig dict of ``encoder`` (None for "nature"); raises a clear error for a bad path."""
+    if encoder == "nature":
+        return None
+    if encoder != "random" and not Path(encoder).exists():
+        raise FileNotFoundError(
+            f"encoder {encoder!r} is neither {' nor '.join(BUILTIN_ENCODERS)} "
+            "nor an existing checkpoint / run directory"
+        )
+    return load_encoder(encoder, seed=seed).config.to_dict()
+
+
+def policy_kwargs(
+    encoder: str = "random",
+    *,
+    finetune: bool = False,
+    resize: bool = False,
+    seed: int = 0,
+    net_arch: list[int] | dict[str, list[int]] | None = None,
+    proprio_dim: int = 64,
+    nature_dim: int = 512,
+) -> dict[str, Any]:
+    """``policy_kwargs`` for SB3 ``MultiInputPolicy`` (PPO, SAC, ...) with an ``EmbodiedExtractor``.
+
+    The trunk's config is recorded in the kwargs so :func:`load_model` can rebuild a saved
+    policy without the original checkpoint. ``net_arch`` defaults to SB3's own (64, 64 / 256, 256).
+    """
+    encoder = str(encoder)
+    kwargs: dict[str, Any] = {
+        "encoder": encoder,
+        "finetune": bool(finetune),
+        "resize": bool(resize),
+        "seed": int(seed),
+        "proprio_dim": int(proprio_dim),
+        "nature_dim": int(nature_dim),
+    }
+    config = encoder_trunk_config(encoder, seed=seed)
+    if config is not None:
+        kwargs["trunk"] = config
+    out: dict[str, Any] = {"features_extractor_class": EmbodiedExtractor, "features_extractor_kwargs": kwargs}
+    if net_arch is not None:
+        out["net_arch"] = net_arch
+    return out
+
+
+class SuccessInfo(gym.Wrapper):
+    """Copies ``info["success"]`` to ``info["is_success"]``, the key SB3's evaluation and logger read."""
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if "success" in info:
+            info["is_success"] = bool(info["success"])
+        return obs, reward, terminated, truncated, info
+
+
+ALGOS = ("ppo", "sac")
+
+
+def algo_class(name: str) -> type[BaseAlgorithm]:
+    """The SB3 algorithm class for "ppo" or "sac"."""
+    from stable_baselines3 import PPO, SAC
+
+    classes: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
+    if name not in classes:
+        raise ValueError(f"algo={name!r}; expected one of {ALGOS}")
+    return classes[name]
+
+
+def load_model(path: str | Path, algo: str | None = None, device: str = "cpu") -> BaseAlgorithm:
+    """A saved SB3 model (``model.zip``, or a run directory holding one), rebuilt without its checkpoint.
+
+    algo: "ppo" / "sac"; None detects it from the saved policy class.
+    """
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.zip"
+    if not path.exists():
+        raise FileNotFoundError(f"no SB3 model at {path}")
+    data, _, _ = load_from_zip_file(path, device=device, load_data=True)
+    if data is None:
+        raise ValueError(f"{path} holds no SB3 model data")
+    if algo is None:
+        module = getattr(data.get("policy_class"), "__module__", "")
+        algo = "sac" if ".sac." in module else "ppo"
+    pk = dict(data.get("policy_kwargs") or {})
+    fe = dict(pk.get("features_extractor_kwargs") or {})
+    custom: dict[str, Any] = {}
+    if pk.get("features_extractor_class") is EmbodiedExtractor and fe.get("encoder") not in (None, "nature"):
+        # the architecture from the recorded config; the weights (trunk included) come from the zip
+        fe["encoder"] = "random"
+        pk["features_extractor_kwargs"] = fe
+        custom["policy_kwargs"] = pk
+    return algo_class(algo).load(path, device=device, custom_objects=custom)
+
+
+class SB3Policy:
+    """``policy(obs, info) -> action`` around a trained SB3 model (the ``embodied.video`` Policy shape)."""
+
+    def __init__(self, model: BaseAlgorithm, deterministic: bool = True) -> None:
+        self.model, self.deterministic = model, deterministic
+
+    def __call__(self, obs: dict[str, np.ndarray], info: dict | None = None) -> np.ndarray:
+        action, _ = self.model.predict(obs, deterministic=self.deterministic)
+        return action
+
+    def reset(self, seed: int | None = None) -> None:
+        """Stateless (feed-forward policies); present for ``embodied.video.rollout``."""
+
+
+def load_sb3_policy(
+    path: str | Path, deterministic: bool = True, device: str = "cpu", algo: str | None = None
+) -> Callable[[dict, dict], np.ndarray]:
+    """A saved SB3 model as ``policy(obs, info) -> action`` for ``embodied.video.rollout`` / scripts/render.py."""
+    return SB3Policy(load_model(path, algo=algo, device=device), deterministic=deterministic)
+
+
+__all__ = [
+    "ALGOS",
+    "BUILTIN_ENCODERS",
+    "EmbodiedExtractor",
+    "SB3Policy",
+    "SuccessInfo",
+    "algo_class",
+    "encoder_trunk_config",
+    "load_model",
+    "load_sb3_policy",
+    "policy_kwargs",
+]
