@@ -19,17 +19,6 @@ from embodied.data.shards import write_shard
 from embodied.encoder import load_encoder
 from embodied.train import CHECKPOINT_FORMAT, TrainingError, train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread. On a busy 2-core machine OpenMP threads spin against other
-    processes and make each tiny op ~100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "trunk.width=4",

@@ -11,17 +11,6 @@ from embodied.agents.data import check_dataset, classify, kind_of
 from embodied.agents.synthetic import TensorItems, synthetic_datasets
 from embodied.data.manifest import SCHEMA_VERSION, save_manifest
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread. On a busy 2-core machine OpenMP threads spin against other
-    processes and make each tiny op ~100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 TINY = ["trunk.width=4", "trunk.embed_dim=8", "trunk.image_size=32", "options.hidden=16"]
 AGENTS = ["equivariant", "slowness", "curious", "simclr", "supervised"]
 

@@ -19,16 +19,6 @@ from embodied.nn import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread. On a busy 2-core machine OpenMP threads spin against other
-    processes and make each tiny op ~100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_equivariance_loss_by_hand():
     z_i = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     z_j = torch.tensor([[0.0, 1.0], [0.0, 0.0]])

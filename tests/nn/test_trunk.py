@@ -9,16 +9,6 @@ from embodied.nn import EmbeddingHead, GraspHead, Preprocess, PushHead, Trunk, T
 from embodied.nn.augment import simclr_augment
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread. On a busy 2-core machine OpenMP threads spin against other
-    processes and make each tiny op ~100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("size", [32, 64])
 def test_trunk_exposes_named_maps_and_embedding(size):
     cfg = TrunkConfig(width=4, depth=5, embed_dim=12, image_size=size)
