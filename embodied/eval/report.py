@@ -129,6 +129,37 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}"
 
 
+def headline(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """One flat {metric: value} per encoder, for comparisons against ``random``."""
+    out = {}
+    for name, r in results.items():
+        row = {f"instance R@{k}": r["instance_recall"][k] for k in KS}
+        row.update({f"category R@{k}": r["category_recall"][k] for k in KS})
+        for key in ("category_linear", "category_knn", "scene_linear", "scene_knn"):
+            row[key.replace("_", " ")] = r[key]
+        for kind in ("category", "scene"):
+            row.update({f"{kind} {n}-shot": r[f"{kind}_few_shot"][n][0] for n in SHOTS})
+        out[name] = row
+    return out
+
+
+def verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per trained encoder: the metrics on which it beats the untrained ``random`` trunk."""
+    if "random" not in results:
+        return []
+    flat = headline(results)
+    lines = []
+    for name, row in flat.items():
+        if name == "random":
+            continue
+        better = [m for m, v in row.items() if v > flat["random"][m]]
+        lines.append(
+            f"- **{name}** beats random on {len(better)} of {len(row)} metrics"
+            + (f": {', '.join(better)}" if better else " (on none: no gain at this size)")
+        )
+    return lines
+
+
 def markdown(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     """report.md text: retrieval (Table 2 shape), classification (Table 1 shape), few-shot."""
     lines = ["# Evaluation report", ""]
@@ -137,6 +168,9 @@ def markdown(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
         f"frames of unseen rooms ({meta['size']} set). Device: {meta['device']}.",
         "",
     ]
+    summary = verdicts(results)
+    if summary:
+        lines += ["## Against the untrained trunk", "", *summary, ""]
     lines += [
         "## Retrieval (Recall@k, cosine, query excluded)",
         "",

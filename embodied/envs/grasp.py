@@ -1,0 +1,164 @@
+"""``embodied/Grasp-v0``: planar top-down grasps chosen in the head camera's image.
+
+Action: MultiDiscrete([size, size, 18]) = (u, v, angle bin): the grasp point in
+observation pixels (u = column, v = row) and the finger-closing direction
+``10 deg * bin`` in the table plane, measured counter-clockwise from the image's
+u axis as seen from above (bin 0: fingers close along image rows; bin 9: along
+columns). The gripper is placed above the surface seen at (u, v), descends (a
+force-guarded move: it stops on contact), closes, lifts and shakes; success =
+an object is still held above ``success_height`` afterwards.
+
+One attempt per episode by default (a contextual bandit: terminated after it);
+``attempts=N`` gives N attempts on one scene (the object is dropped back and the
+scene settles in between). The observation after the last attempt shows the
+outcome (the held object in the air, the arm not drawn).
+
+Observation: Dict(rgb=(H, W, 3) uint8, grasp=(5,) float32: the last attempt's
+x, y, z (m), yaw (rad) and success (0/1); zeros before the first attempt).
+Reward: 1.0 on success, else 0.0.
+Info after a step: success, pixel (2,), world (3,) grasp point, angle (rad), angle_bin,
+instance / category / category_id of the object under the grasp point (or the one
+lifted), lift_height (m), attempt, plus the tabletop info (see ``TabletopEnv``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from embodied.envs.tabletop import TabletopEnv, as_vector, check_pixel, number
+from embodied.sim.arm import HOME
+
+N_ANGLES = 18
+ANGLE_STEP = math.pi / N_ANGLES  # 10 degrees
+GRASP_DEPTH = 0.035  # m below the surface seen at the pixel
+MIN_Z = 0.02  # m; lowest TCP height (the closing fingertips dip ~1.5 cm below the TCP)
+CLEARANCE = 0.03  # m above the tallest object for the approach
+DESCEND_SPEED = 0.8  # m/s
+LIFT = 0.15  # m the TCP rises above the grasp height
+LIFT_SPEED = 1.0  # m/s
+CLOSE_S = 0.1  # s to close the fingers
+SQUEEZE_S = 0.03  # s of closed fingers before lifting
+SHAKE = 0.03  # m, lateral shake stroke (out and back)
+SHAKE_S = 0.04  # s per shake stroke
+HOLD_S = 0.06  # s held still before the success check
+STOP_FORCE = 20.0  # N on the fingers ends the descent (the fingers landed on something)
+
+
+def angle_of_bin(k: int) -> float:
+    """Closing direction of bin ``k`` in radians (image frame, counter-clockwise from u)."""
+    return k * ANGLE_STEP
+
+
+def gripper_yaw(angle: float) -> float:
+    """World gripper yaw that closes the fingers along image angle ``angle``.
+
+    Image u is world +y and image up (-v) is world -x, so the closing axis is
+    (-sin a, cos a) in the world: yaw a + 90 deg, folded into [-90, 90) deg (the
+    axis has no sign) to keep the wrist joint near zero.
+    """
+    return (angle + math.pi / 2 + math.pi / 2) % math.pi - math.pi / 2
+
+
+class GraspEnv(TabletopEnv):
+    """Grasp attempts on a table of library objects (see the module docstring).
+
+    Args (besides ``TabletopEnv``'s): attempts: grasps per episode; success_height: m above
+    the table the object's lowest point must be after the shake; shake: shake before the check.
+    """
+
+    def __init__(self, *, attempts: int = 1, success_height: float = 0.08, shake: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(attempts, bool) or not isinstance(attempts, (int, np.integer)) or attempts <= 0:
+            raise ValueError(f"attempts={attempts!r}; expected a positive integer")
+        if not (math.isfinite(success_height) and 0 < success_height < LIFT - 0.03):
+            raise ValueError(f"success_height={success_height!r}; expected metres in (0, {LIFT - 0.03})")
+        self.attempts, self.success_height, self.shake = int(attempts), float(success_height), bool(shake)
+        self.action_space = spaces.MultiDiscrete([self.size, self.size, N_ANGLES])
+        self.observation_space = spaces.Dict(
+            {"rgb": self.rgb_space, "grasp": spaces.Box(-10.0, 10.0, shape=(5,), dtype=np.float32)}
+        )
+        self._last = np.zeros(5, np.float32)
+        self._attempt = 0
+
+    def _on_reset(self) -> None:
+        self._last = np.zeros(5, np.float32)
+        self._attempt = 0
+
+    def _obs(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
+        return {"rgb": rgb, "grasp": self._last.copy()}
+
+    def decode(self, action: Any) -> tuple[int, int, int]:
+        """(u, v, bin) of an action, or a one-line ValueError naming the bad value."""
+        a = as_vector(action, 3, f"(u, v, angle_bin) with u, v in [0, {self.size}) and angle_bin in 0..17")
+        u = check_pixel("u", a[0], self.size)
+        v = check_pixel("v", a[1], self.size)
+        if a[2] != int(a[2]) or not 0 <= a[2] < N_ANGLES:
+            raise ValueError(f"angle_bin={number(a[2])}; expected an integer in 0..{N_ANGLES - 1}")
+        return u, v, int(a[2])
+
+    def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
+        self._require_reset()
+        u, v, k = self.decode(action)
+        scene, arm = self.scene, self.scene.arm
+        point, slot = scene.pixel_to_world(u, v)
+        angle = angle_of_bin(k)
+        yaw = gripper_yaw(angle)
+        x, y = float(point[0]), float(point[1])
+        z = max(float(point[2]) - GRASP_DEPTH, MIN_Z)
+        tallest = scene.tallest_near(x, y)  # the approach only needs to clear what the open gripper spans
+        z_pre = max(tallest + CLEARANCE, z + 0.05)
+        dt = scene.sim.timestep
+        steps = lambda dist, speed: max(2, round(dist / speed / dt))  # noqa: E731
+
+        arm.teleport((x, y, z_pre), yaw, opening=1.0)
+        blocked = lambda i: sum(c[9] for c in arm.finger_contacts()) > STOP_FORCE  # noqa: E731
+        n = steps(z_pre - z, DESCEND_SPEED)
+        # landed on something: close where the fingers stopped; otherwise at the target (the motors
+        # catch up with their ~1 cm lag while the fingers close)
+        z_reached = float(arm.tcp()[2]) if arm.move((x, y, z_pre), (x, y, z), n, yaw=yaw, on_step=blocked) < n else z
+        arm.hold((x, y, z_reached), steps(CLOSE_S, 1.0), yaw=yaw, opening=1.0, end_opening=0.0)
+        arm.hold((x, y, z_reached), steps(SQUEEZE_S, 1.0), yaw=yaw, opening=0.0)
+        top = (x, y, z_reached + LIFT)
+        arm.move((x, y, z_reached), top, steps(LIFT, LIFT_SPEED), yaw=yaw, opening=0.0)
+        if self.shake:
+            c, s = math.cos(yaw + math.pi / 2), math.sin(yaw + math.pi / 2)  # across the fingers: slips show
+            side = (x + SHAKE * c, y + SHAKE * s, top[2])
+            n = steps(SHAKE_S, 1.0)
+            arm.move(top, side, n, yaw=yaw, opening=0.0)
+            arm.move(side, top, n, yaw=yaw, opening=0.0)
+        arm.hold(top, steps(HOLD_S, 1.0), yaw=yaw, opening=0.0)
+        if not scene.valid():
+            return self._invalid()
+
+        lifted, height = -1, 0.0
+        for i, o in enumerate(scene.placed):
+            bottom = scene.sim.p.getAABB(o.body)[0][2]
+            if bottom > height:
+                lifted, height = i, float(bottom)
+        success = height > self.success_height and bool(arm.finger_contacts(scene.placed[lifted].body))
+        self._attempt += 1
+        self._last = np.array([x, y, z, yaw, float(success)], np.float32)
+        terminated = self._attempt >= self.attempts
+        if not terminated:  # let go, step back, let the scene come to rest for the next attempt
+            arm.hold(top, steps(CLOSE_S, 1.0), yaw=yaw, opening=0.0, end_opening=1.0)
+            arm.reset(HOME)
+            scene.settle()
+            if not scene.valid():
+                return self._invalid()
+        rgb, mask = scene.observe()
+        info = self._info(mask)
+        info.update(self.target_of(slot if slot >= 0 or not success else lifted))
+        info.update(
+            success=bool(success),
+            pixel=np.array([u, v], np.int64),
+            world=np.array([x, y, z]),
+            angle=angle,
+            angle_bin=k,
+            lift_height=height,
+            attempt=self._attempt,
+        )
+        return self._obs(rgb), float(success), terminated, False, info

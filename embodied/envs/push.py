@@ -1,0 +1,147 @@
+"""``embodied/Push-v0``: planar pushes with the closed gripper, chosen in the head camera's image.
+
+Action: Box(-1, 1, (4,), float32), normalised for SB3:
+``(u, v, direction, length)`` with start pixel ``u = (a0 + 1) / 2 * (size - 1)`` (column),
+``v = (a1 + 1) / 2 * (size - 1)`` (row), direction ``a2 * pi`` radians counter-clockwise
+from the image's u axis as seen from above (the grasp angle convention), and
+length ``LENGTH_MIN + (a3 + 1) / 2 * (LENGTH_MAX - LENGTH_MIN)`` metres on the table.
+
+The closed fingertips go down at the surface seen at the start pixel (a guarded
+move: they stop on whatever they land on), slide along the direction, lift and
+the arm steps out of view; the scene settles and is photographed again.
+
+Observation: Dict(rgb=(H, W, 3) uint8 = the image *after* the push,
+push=(4,) float32: the last push's start x, y and end x, y in metres (zeros at reset)).
+The image before the push is the previous observation, and ``info["rgb_before"]``.
+Reward: 0. Info after a step: start_pixel / end_pixel (2,) float, push_start / push_end (3,) m,
+angle (rad, image frame), length (m), displacement (K, 3) m and rotation (K,) rad (yaw change)
+of every object (zero-padded like the tabletop info), moved (index of the object that moved most,
+-1 if none moved > 5 mm) with its instance / category / category_id, object_displacement (3,),
+object_rotation (rad), plus the tabletop info.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pybullet as p
+from gymnasium import spaces
+
+from embodied.envs.tabletop import TabletopEnv, as_vector, number
+from embodied.sim.arm import HOME
+
+LENGTH_MIN, LENGTH_MAX = 0.04, 0.16  # m
+PUSH_HEIGHT = 0.012  # m, height of the closed fingertips' lowest point while pushing
+CLEARANCE = 0.03  # m above the tallest object for the approach
+DESCEND_SPEED = 0.8  # m/s
+PUSH_SPEED = 0.4  # m/s
+LIFT = 0.05  # m
+STOP_FORCE = 20.0  # N ends the descent (the fingers landed on an object)
+MOVED = 0.005  # m; smaller displacements count as "not moved"
+
+
+def image_direction_to_world(angle: float) -> tuple[float, float]:
+    """World (x, y) unit vector of an image-frame direction (u = world +y, image up = world -x)."""
+    return -math.sin(angle), math.cos(angle)
+
+
+class PushEnv(TabletopEnv):
+    """Push objects on a table (see the module docstring). ``pushes``: pushes per episode."""
+
+    default_n_objects: Any = 1
+
+    def __init__(self, *, pushes: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(pushes, bool) or not isinstance(pushes, (int, np.integer)) or pushes <= 0:
+            raise ValueError(f"pushes={pushes!r}; expected a positive integer")
+        self.pushes = int(pushes)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
+        self.observation_space = spaces.Dict(
+            {"rgb": self.rgb_space, "push": spaces.Box(-10.0, 10.0, shape=(4,), dtype=np.float32)}
+        )
+        self._last = np.zeros(4, np.float32)
+        self._count = 0
+        self._rgb = np.zeros((self.size, self.size, 3), np.uint8)
+
+    def _on_reset(self) -> None:
+        self._last = np.zeros(4, np.float32)
+        self._count = 0
+
+    def _obs(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
+        self._rgb = rgb
+        return {"rgb": rgb, "push": self._last.copy()}
+
+    def decode(self, action: Any) -> tuple[float, float, float, float]:
+        """(u px, v px, angle rad, length m) of an action, or a one-line ValueError naming the bad value."""
+        a = as_vector(action, 4, "(u, v, direction, length), each in [-1, 1]")
+        names = ("u", "v", "direction", "length")
+        for name, x in zip(names, a, strict=True):
+            if not -1.0 - 1e-6 <= x <= 1.0 + 1e-6:
+                raise ValueError(f"{name}={number(x)} (normalised); expected a value in [-1, 1]")
+        a = np.clip(a, -1.0, 1.0)
+        scale = (self.size - 1) / 2.0
+        length = LENGTH_MIN + (a[3] + 1.0) / 2.0 * (LENGTH_MAX - LENGTH_MIN)
+        return float((a[0] + 1.0) * scale), float((a[1] + 1.0) * scale), float(a[2] * math.pi), float(length)
+
+    def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
+        self._require_reset()
+        u, v, angle, length = self.decode(action)
+        scene, arm = self.scene, self.scene.arm
+        before_rgb = self._rgb
+        before = scene.poses()
+        point, _ = scene.pixel_to_world(u, v)
+        dx, dy = image_direction_to_world(angle)
+        yaw = (math.atan2(dy, dx) + math.pi / 2 + math.pi / 2) % math.pi - math.pi / 2  # fingers across the push
+        z = PUSH_HEIGHT + arm.closed_dip
+        start = np.array([point[0], point[1], z])
+        end = start + length * np.array([dx, dy, 0.0])
+        tallest = scene.tallest_near(float(point[0]), float(point[1]))
+        z_pre = max(tallest + CLEARANCE, float(point[2])) + arm.closed_dip
+        dt = scene.sim.timestep
+        steps = lambda dist, speed: max(2, round(dist / speed / dt))  # noqa: E731
+
+        above = (start[0], start[1], z_pre)
+        arm.teleport(above, yaw, opening=0.0)
+        landed = lambda i: sum(c[9] for c in arm.finger_contacts()) > STOP_FORCE  # noqa: E731
+        n = steps(z_pre - z, DESCEND_SPEED)
+        if arm.move(above, start, n, yaw=yaw, opening=0.0, on_step=landed) < n:
+            start[2] = end[2] = float(arm.tcp()[2])  # slide over whatever the fingers landed on
+        arm.move(start, end, steps(length, PUSH_SPEED), yaw=yaw, opening=0.0)
+        arm.move(end, end + (0.0, 0.0, LIFT), steps(LIFT, DESCEND_SPEED), yaw=yaw, opening=0.0)
+        arm.reset(HOME)
+        scene.settle()
+        if not scene.valid():
+            return self._invalid()
+
+        after = scene.poses()
+        displacement = after[:, :3] - before[:, :3]
+        rotation = np.array(
+            [
+                (p.getEulerFromQuaternion(a)[2] - p.getEulerFromQuaternion(b)[2] + math.pi) % (2 * math.pi) - math.pi
+                for a, b in zip(after[:, 3:], before[:, 3:], strict=True)
+            ]
+        )
+        dist = np.linalg.norm(displacement[:, :2], axis=1) if len(displacement) else np.zeros(0)
+        moved = int(np.argmax(dist)) if dist.size and dist.max() > MOVED else -1
+        self._count += 1
+        self._last = np.array([start[0], start[1], end[0], end[1]], np.float32)
+        rgb, mask = scene.observe()
+        info = self._info(mask)
+        info.update(self.target_of(moved))
+        info.update(
+            rgb_before=before_rgb.copy(),
+            start_pixel=np.array([u, v]),
+            end_pixel=scene.world_to_pixel((end[0], end[1], 0.0)) - 0.5,
+            push_start=start,
+            push_end=end,
+            angle=angle,
+            length=length,
+            displacement=self.pad(displacement, 0.0),
+            rotation=self.pad(rotation, 0.0),
+            moved=moved,
+            object_displacement=displacement[moved] if moved >= 0 else np.zeros(3),
+            object_rotation=float(rotation[moved]) if moved >= 0 else 0.0,
+        )
+        return self._obs(rgb), 0.0, self._count >= self.pushes, False, info
