@@ -10,8 +10,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_main_job_tiny_runs_every_stage(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--tiny", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--tiny", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report" / "report.json").read_text())
     assert {"random", "equivariant", "slowness", "curious", "supervised"} <= set(report["results"])

@@ -482,9 +482,7 @@ def spawn(
     mesh_scale = [float(s) * scale for s in spec.mesh_scale]
     shapes = sim.cache.get(key)
     if shapes is None:
-        col = sim.p.createCollisionShape(
-            p.GEOM_MESH, fileName=spec.collision_mesh or spec.mesh, meshScale=mesh_scale
-        )
+        col = sim.p.createCollisionShape(p.GEOM_MESH, fileName=spec.collision_mesh or spec.mesh, meshScale=mesh_scale)
         tint = (1.0, 1.0, 1.0, spec.rgba[3]) if spec.texture else spec.rgba
         vis = sim.p.createVisualShape(p.GEOM_MESH, fileName=spec.mesh, meshScale=mesh_scale, rgbaColor=tint)
         tex = sim.p.loadTexture(spec.texture) if spec.texture else -1
