@@ -74,8 +74,19 @@ def run_ray(jobs: list[ShardJob], workers: int, shard_timeout: float, address: s
         import ray
     except ImportError:
         raise CollectionError("--backend ray needs Ray: pip install 'embodied[ray]'") from None
-    if not ray.is_initialized():
-        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False)
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False
+        )
+    try:
+        yield from _ray_results(ray, jobs, shard_timeout)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_results(ray: Any, jobs: list[ShardJob], shard_timeout: float) -> Iterator[dict[str, Any]]:
     remote = ray.remote(num_cpus=1, max_retries=0)(collect_shard)
     refs = {remote.remote(job): job for job in jobs}
     pending = list(refs)

@@ -206,3 +206,11 @@ def test_minari_export_roundtrip(tmp_path, monkeypatch):
 
     with h5py.File(out / "shard-00000.h5") as f:
         np.testing.assert_array_equal(ep.observations["rgb"], f["data/ep_000000/obs/rgb"][()])  # lossless
+
+
+def test_ray_backend_writes_the_same_bytes(tmp_path):
+    pytest.importorskip("ray")  # the optional extra; `make test` installs it
+    local = collect("ego_room", 3, tmp_path / "local", workers=1, **SMALL)
+    ray_run = collect("ego_room", 3, tmp_path / "ray", workers=2, backend="ray", **SMALL)
+    assert ray_run["complete"] and shard_hashes(tmp_path / "ray") == shard_hashes(tmp_path / "local")
+    assert local["totals"]["frames"] == ray_run["totals"]["frames"]
