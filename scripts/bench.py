@@ -123,6 +123,7 @@ def bench_collect(quick: bool) -> dict[str, float]:
             shard=0,
             name="x",
             env_id="embodied/EgoMotion-v0",
+            entry_point="embodied.envs.ego_motion:EgoMotionEnv",
             env_kwargs={"size": 64},
             max_episode_steps=steps,
             policy="explore",

@@ -25,15 +25,23 @@ def default_workers() -> int:
 
 
 def run_local(jobs: list[ShardJob], workers: int, shard_timeout: float) -> Iterator[dict[str, Any]]:
-    """Yield shard results as they finish, from ``workers`` spawned processes.
+    """Yield shard results as they finish, from ``workers`` spawned processes
+    (``workers == 1``: one after the other in this process).
 
     One PyBullet client per worker process; ``spawn`` so no parent state (or
     pybullet client) leaks into children. A shard that finishes nothing within
     ``shard_timeout`` seconds (a hung worker) stops the run with a clear error.
     """
-    if workers == 1 and len(jobs) <= 1:  # no pool for a single shard: simpler tracebacks
+    if workers == 1 or len(jobs) <= 1:  # one at a time: in this process, no pool to start
         for job in jobs:
-            yield collect_shard(job)
+            try:
+                yield collect_shard(job)
+            except (KeyboardInterrupt, CollectionError):
+                raise
+            except Exception as e:
+                raise CollectionError(
+                    f"collecting {job.name} failed: {e!r}; completed shards are kept; rerun with --resume"
+                ) from e
         return
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
     futures = {pool.submit(collect_shard, job): job for job in jobs}
@@ -76,9 +84,7 @@ def run_ray(jobs: list[ShardJob], workers: int, shard_timeout: float, address: s
         raise CollectionError("--backend ray needs Ray: pip install 'embodied[ray]'") from None
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(
-            address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False
-        )
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False)
     try:
         yield from _ray_results(ray, jobs, shard_timeout)
     finally:

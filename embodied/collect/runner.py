@@ -45,6 +45,7 @@ def plan_config(
         raise ValueError(f"episodes_per_shard={episodes_per_shard}; expected a positive integer")
     return {
         "env_id": preset.id,
+        "entry_point": preset.entry_point,
         "preset": preset.name,
         "env_kwargs": {**preset.kwargs, **(env_overrides or {})},
         "max_episode_steps": max_steps or preset.max_episode_steps,
@@ -65,6 +66,7 @@ def _jobs(out: Path, config: dict[str, Any], todo: list[int], episode_timeout: f
             shard=k,
             name=shard_name(k),
             env_id=config["env_id"],
+            entry_point=config["entry_point"],
             env_kwargs=config["env_kwargs"],
             max_episode_steps=config["max_episode_steps"],
             policy=config["policy"],

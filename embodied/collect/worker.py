@@ -33,6 +33,7 @@ class ShardJob:
     shard: int
     name: str
     env_id: str
+    entry_point: str
     env_kwargs: dict[str, Any]
     max_episode_steps: int | None
     policy: str
@@ -55,6 +56,8 @@ def _env(job: ShardJob) -> Any:
     import embodied  # noqa: F401  (registers ids in this process)
 
     key = json.dumps([job.env_id, job.env_kwargs, job.max_episode_steps], sort_keys=True)
+    if job.env_id not in gym.registry:  # an id registered only in the parent (not a preset): register it here
+        gym.register(id=job.env_id, entry_point=job.entry_point)
     if key not in _ENVS:
         kwargs = dict(job.env_kwargs)
         if job.max_episode_steps is not None:

@@ -214,3 +214,41 @@ def test_ray_backend_writes_the_same_bytes(tmp_path):
     ray_run = collect("ego_room", 3, tmp_path / "ray", workers=2, backend="ray", **SMALL)
     assert ray_run["complete"] and shard_hashes(tmp_path / "ray") == shard_hashes(tmp_path / "local")
     assert local["totals"]["frames"] == ray_run["totals"]["frames"]
+
+
+def test_a_worker_that_dies_stops_the_run_cleanly(tmp_path):
+    from embodied.collect.backends import CollectionError
+
+    gym.register("tests/Crashing-v0", entry_point="crashing_env:CrashingEnv", max_episode_steps=2)
+    try:
+        with pytest.raises(CollectionError, match="worker process died.*shard-00002.*--resume"):
+            collect("tests/Crashing-v0", 4, tmp_path / "c", workers=2, episodes_per_shard=1, progress=False)
+    finally:
+        gym.registry.pop("tests/Crashing-v0")
+    m = load_manifest(tmp_path / "c")
+    assert not m["complete"] and "shard-00002.h5" not in {s["name"] for s in m["shards"]}
+    assert verify(tmp_path / "c") == ["manifest: collection not complete (finish it with --resume)"]
+
+
+def test_a_full_disk_keeps_what_was_written(tmp_path, monkeypatch):
+    import errno
+
+    import embodied.collect.worker as worker
+    from embodied.collect.backends import CollectionError
+
+    real_write = worker.write_shard
+
+    def fills_up(path, *args, **kwargs):
+        if path.name == "shard-00002.h5":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(worker, "write_shard", fills_up)
+    out = tmp_path / "full"
+    with pytest.raises((CollectionError, OSError), match="No space left"):
+        collect("ego_room", 4, out, workers=1, **SMALL)
+    partial = shard_hashes(out)
+    assert sorted(partial) == ["shard-00000.h5", "shard-00001.h5"] and not list(out.glob(".*.tmp"))
+    monkeypatch.undo()
+    collect("ego_room", 4, out, workers=1, resume=True, **SMALL)
+    assert verify(out) == [] and {k: v for k, v in shard_hashes(out).items() if k in partial} == partial
