@@ -59,12 +59,7 @@ def run_local(jobs: list[ShardJob], workers: int, shard_timeout: float) -> Itera
                 try:
                     yield fut.result()
                 except BrokenProcessPool:
-                    job = futures[fut]
-                    raise CollectionError(
-                        f"a worker process died while collecting {job.name} (episodes "
-                        f"{job.first_episode}..{job.first_episode + job.n_episodes - 1}); "
-                        "completed shards are kept; rerun with --resume"
-                    ) from None
+                    raise CollectionError(_died_message(futures)) from None
                 except Exception as e:
                     raise CollectionError(
                         f"collecting {futures[fut].name} failed: {e!r}; completed shards are kept; rerun with --resume"
@@ -74,6 +69,15 @@ def run_local(jobs: list[ShardJob], workers: int, shard_timeout: float) -> Itera
             if proc.is_alive():
                 proc.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _died_message(futures: dict[Any, ShardJob]) -> str:
+    """Name the shards a dead worker took down; the pool cannot tell which of them it was running."""
+    wait(list(futures), timeout=5)  # the pool fails every unfinished future once it notices the death
+    broken = [f for f in futures if f.done() and not f.cancelled() and isinstance(f.exception(), BrokenProcessPool)]
+    lost = sorted((futures[f] for f in broken), key=lambda job: job.first_episode)
+    names = ", ".join(job.name for job in lost[:4]) + (f" and {len(lost) - 4} more" if len(lost) > 4 else "")
+    return f"a worker process died; unfinished shards: {names}; completed shards are kept; rerun with --resume"
 
 
 def run_ray(jobs: list[ShardJob], workers: int, shard_timeout: float, address: str | None) -> Iterator[dict[str, Any]]:
