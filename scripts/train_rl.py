@@ -28,7 +28,7 @@ from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback,
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecTransposeImage  # noqa: E402
 
-from embodied.agents.sb3 import ALGOS, SuccessInfo, algo_class, policy_kwargs  # noqa: E402
+from embodied.agents.sb3 import ALGOS, FEATURES, SuccessInfo, algo_class, policy_kwargs  # noqa: E402
 from embodied.envs import register_all, resolve  # noqa: E402
 
 EVAL_SEED_OFFSET = 1_000_003  # eval episodes never share seeds with training episodes
@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--encoder", default="random", help="checkpoint / run dir, 'random' or 'nature'")
     ap.add_argument("--finetune", action="store_true", help="train the trunk's weights too (default: frozen)")
     ap.add_argument("--resize", action="store_true", help="resize env images to the encoder's input size")
+    ap.add_argument(
+        "--features",
+        default="embed",
+        choices=FEATURES,
+        help="what a trunk gives the policy: its pooled embedding, or learned spatial-softmax keypoints on its "
+        "last conv map (positions survive; NatureCNN ignores this)",
+    )
+    ap.add_argument("--keypoints", type=int, default=32, help="keypoints for --features keypoints")
     ap.add_argument("--steps", type=int, default=20000, help="total env steps")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, required=True, help="run directory")
@@ -114,7 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_model(args: argparse.Namespace, venv: Any, out: Path) -> Any:
-    pk = policy_kwargs(args.encoder, finetune=args.finetune, resize=args.resize, seed=args.seed)
+    pk = policy_kwargs(
+        args.encoder,
+        finetune=args.finetune,
+        resize=args.resize,
+        seed=args.seed,
+        features=args.features,
+        keypoints=args.keypoints,
+    )
     common = dict(
         policy_kwargs=pk,
         learning_rate=args.lr,

@@ -39,6 +39,7 @@ from torch import nn
 from embodied.encoder import load_encoder
 
 BUILTIN_ENCODERS = ("random", "nature")
+FEATURES = ("embed", "keypoints")
 NATURE_MIN_SIZE = 36  # px: NatureCNN's 8/4, 4/2, 3/1 convolutions need at least this
 NATURE_RESIZE = 64  # px NatureCNN images are resized to when they are too small and resize=True
 IMAGE_KEY = "rgb"
@@ -60,6 +61,32 @@ def _to_nchw(x: torch.Tensor, channels_first: bool) -> torch.Tensor:
     return x if channels_first else x.permute(0, 3, 1, 2)
 
 
+class SpatialSoftmax(nn.Module):
+    """Learned keypoints on a feature map (Levine et al., JMLR 2016): where, not what.
+
+    A 1x1 convolution turns the (N, C, H, W) map into K score maps; a softmax over each
+    map's H*W cells (temperature learned) gives an attention map whose expected image
+    coordinates are the keypoint. Output (N, 2K): x_1..x_K, y_1..y_K in [-1, 1] (x grows
+    to the right, y downwards). Global average pooling throws positions away; control
+    from a frozen trunk needs them.
+    """
+
+    def __init__(self, channels: int, keypoints: int = 32) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(channels, keypoints, 1)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        attn = (self.proj(x).flatten(2) / self.log_temperature.exp()).softmax(-1)  # (N, K, H*W)
+        ys, xs = torch.meshgrid(
+            torch.linspace(-1.0, 1.0, h, device=x.device, dtype=attn.dtype),
+            torch.linspace(-1.0, 1.0, w, device=x.device, dtype=attn.dtype),
+            indexing="ij",
+        )
+        return torch.cat([(attn * xs.flatten()).sum(-1), (attn * ys.flatten()).sum(-1)], dim=1)
+
+
 class EmbodiedExtractor(BaseFeaturesExtractor):
     """Dict observation -> (N, features_dim) float features for SB3 policies.
 
@@ -75,8 +102,13 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         seed: initialisation seed of the ``"random"`` trunk.
         image_key: the Dict key of the image. proprio_dim: width of the MLP for all other keys.
         nature_dim: output width of NatureCNN (SB3's default 512).
+        features: what a trunk gives the policy: "embed", its pooled D-dim embedding, or
+            "keypoints", a learned :class:`SpatialSoftmax` on the map ``layer`` (2 x ``keypoints``
+            coordinates; trained with the policy even when the trunk is frozen). Ignored for "nature".
+        layer: the trunk map for "keypoints" (default: the last conv layer).
 
-    ``features_dim`` = D of the trunk (or ``nature_dim``) + ``proprio_dim`` when other keys exist.
+    ``features_dim`` = D of the trunk (2 x ``keypoints``, or ``nature_dim``) + ``proprio_dim`` when
+    other keys exist.
     """
 
     def __init__(
@@ -90,7 +122,12 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         image_key: str = IMAGE_KEY,
         proprio_dim: int = 64,
         nature_dim: int = 512,
+        features: str = "embed",
+        keypoints: int = 32,
+        layer: str | None = None,
     ) -> None:
+        if features not in FEATURES:
+            raise ValueError(f"features={features!r}; expected one of {FEATURES}")
         if not isinstance(observation_space, spaces.Dict) or image_key not in observation_space.spaces:
             raise ValueError(
                 f"EmbodiedExtractor needs a Dict observation space with an {image_key!r} image; got {observation_space}"
@@ -112,6 +149,10 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
                     f"extractor, or make the env at size={size} (train_rl.py --env-kwargs size={size})"
                 )
             net, img_dim = enc, enc.embed_dim
+            if features == "keypoints":
+                layer = layer or f"conv{enc.config.depth}"
+                head = SpatialSoftmax(enc.config.channels(layer), keypoints)  # checks the layer name
+                img_dim = 2 * keypoints
         others = [k for k in observation_space.spaces if k != image_key]
         extra_in = sum(spaces.flatdim(observation_space[k]) for k in others)
         super().__init__(observation_space, img_dim + (proprio_dim if others else 0))
@@ -127,6 +168,8 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             self.cnn = net.trunk
             self.cnn.requires_grad_(self.finetune)
             self.cnn.eval()
+        self.layer = layer if features == "keypoints" and encoder != "nature" else None
+        self.keypoints = head if self.layer is not None else None
         self.extra = nn.Sequential(nn.Linear(extra_in, proprio_dim), nn.ReLU()) if others else None
 
     def train(self, mode: bool = True) -> EmbodiedExtractor:
@@ -137,16 +180,18 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         return self
 
     def image_features(self, image: torch.Tensor) -> torch.Tensor:
-        """SB3-preprocessed images (N, 3, H, W) or (N, H, W, 3) float in [0, 1] -> (N, D)."""
+        """SB3-preprocessed images (N, 3, H, W) or (N, H, W, 3) float in [0, 1] -> (N, D) (or (N, 2K) keypoints)."""
         x = _to_nchw(image, self.channels_first)
         if self.preprocess is None:  # NatureCNN
             if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
                 x = nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear")
             return self.cnn(x)
-        if self.finetune:
-            return self.cnn(self.preprocess(x))
-        with torch.no_grad():
-            return self.cnn(self.preprocess(x))
+        with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
+            if self.layer is None:
+                return self.cnn(self.preprocess(x))
+            fmap = self.cnn.features(self.preprocess(x), upto=self.layer)[self.layer]
+        assert self.keypoints is not None
+        return self.keypoints(fmap)
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         feats = self.image_features(observations[self.image_key])
@@ -191,11 +236,15 @@ def policy_kwargs(
     net_arch: list[int] | dict[str, list[int]] | None = None,
     proprio_dim: int = 64,
     nature_dim: int = 512,
+    features: str = "embed",
+    keypoints: int = 32,
+    layer: str | None = None,
 ) -> dict[str, Any]:
     """``policy_kwargs`` for SB3 ``MultiInputPolicy`` (PPO, SAC, ...) with an ``EmbodiedExtractor``.
 
     The trunk's config is recorded in the kwargs so :func:`load_model` can rebuild a saved
     policy without the original checkpoint. ``net_arch`` defaults to SB3's own (64, 64 / 256, 256).
+    ``features`` / ``keypoints`` / ``layer``: see :class:`EmbodiedExtractor`.
     """
     encoder = str(encoder)
     kwargs: dict[str, Any] = {
@@ -205,6 +254,9 @@ def policy_kwargs(
         "seed": int(seed),
         "proprio_dim": int(proprio_dim),
         "nature_dim": int(nature_dim),
+        "features": features,
+        "keypoints": int(keypoints),
+        "layer": layer,
     }
     config = encoder_trunk_config(encoder, seed=seed)
     if config is not None:
@@ -291,8 +343,10 @@ def load_sb3_policy(
 __all__ = [
     "ALGOS",
     "BUILTIN_ENCODERS",
+    "FEATURES",
     "EmbodiedExtractor",
     "SB3Policy",
+    "SpatialSoftmax",
     "SuccessInfo",
     "algo_class",
     "encoder_trunk_config",

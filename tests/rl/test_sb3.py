@@ -14,7 +14,14 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.env_util import make_vec_env
 
 import embodied  # noqa: F401  (registers the ids)
-from embodied.agents.sb3 import EmbodiedExtractor, SuccessInfo, load_model, load_sb3_policy, policy_kwargs
+from embodied.agents.sb3 import (
+    EmbodiedExtractor,
+    SpatialSoftmax,
+    SuccessInfo,
+    load_model,
+    load_sb3_policy,
+    policy_kwargs,
+)
 from embodied.nn.trunk import Trunk, TrunkConfig
 from embodied.train import CHECKPOINT_FORMAT
 
@@ -63,6 +70,36 @@ def test_extractor_without_other_keys(ckpt):
     assert ext({"rgb": torch.rand(2, 3, 64, 64)}).shape == (2, 32)
 
 
+def test_spatial_softmax_finds_the_hot_cell():
+    """One sharp peak per map: the keypoint is that cell's coordinate on the [-1, 1] grid."""
+    head = SpatialSoftmax(2, keypoints=2)
+    with torch.no_grad():
+        head.proj.weight.copy_(torch.eye(2).view(2, 2, 1, 1))
+        head.proj.bias.zero_()
+    fmap = torch.zeros(1, 2, 5, 9)
+    fmap[0, 0, 1, 6] = 50.0  # row 1 of 5 -> y = -0.5; column 6 of 9 -> x = 0.5
+    fmap[0, 1, 4, 0] = 50.0  # y = 1, x = -1
+    torch.testing.assert_close(head(fmap), torch.tensor([[0.5, -1.0, -0.5, 1.0]]), atol=1e-4, rtol=0)
+    flat = head(torch.zeros(1, 2, 5, 9))  # no evidence anywhere: the centre
+    torch.testing.assert_close(flat, torch.zeros(1, 4), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("finetune", [False, True])
+def test_keypoint_features_train_even_on_a_frozen_trunk(finetune, ckpt):
+    kwargs = policy_kwargs(ckpt, features="keypoints", keypoints=6, finetune=finetune)["features_extractor_kwargs"]
+    ext = EmbodiedExtractor(dict_space(), **kwargs)
+    assert ext.features_dim == 12 + 64
+    out = ext({"rgb": torch.rand(3, 3, 64, 64), "proprio": torch.zeros(3, 2)})
+    assert out.shape == (3, 76) and out[:, :12].abs().max() <= 1.0
+    out.square().sum().backward()
+    assert ext.keypoints.proj.weight.grad is not None
+    assert all((p.grad is not None) == finetune for p in ext.cnn.layers.parameters())  # fc is not used
+    with pytest.raises(ValueError, match="trunk has no layer 'conv9'"):
+        EmbodiedExtractor(dict_space(), encoder=ckpt, features="keypoints", layer="conv9")
+    with pytest.raises(ValueError, match="features='pooled'; expected one of"):
+        EmbodiedExtractor(dict_space(), encoder=ckpt, features="pooled")
+
+
 def test_image_size_mismatch_is_a_clear_error(tmp_path):
     small = str(fake_checkpoint(tmp_path / "c32.pt", image_size=32))
     with pytest.raises(ValueError, match=r"takes 32x32 images.*are 64x64.*resize=True.*size=32"):
@@ -86,7 +123,7 @@ def test_mismatch_reported_before_sb3_builds_anything(tmp_path):
     venv.close()
 
 
-def _ppo(encoder, finetune=False, n_envs=2):
+def _ppo(encoder, finetune=False, n_envs=2, features="embed"):
     venv = make_vec_env("embodied/Reach-v0", n_envs=n_envs, seed=0, wrapper_class=SuccessInfo)
     model = PPO(
         "MultiInputPolicy",
@@ -96,7 +133,7 @@ def _ppo(encoder, finetune=False, n_envs=2):
         n_epochs=1,
         seed=0,
         device="cpu",
-        policy_kwargs=policy_kwargs(encoder, finetune=finetune),
+        policy_kwargs=policy_kwargs(encoder, finetune=finetune, features=features),
     )
     return model, venv
 
@@ -123,9 +160,10 @@ def test_trunk_frozen_unless_finetuned(finetune, ckpt):
     venv.close()
 
 
-def test_saved_model_reloads_without_its_checkpoint_and_acts(tmp_path):
+@pytest.mark.parametrize("features", ["embed", "keypoints"])
+def test_saved_model_reloads_without_its_checkpoint_and_acts(features, tmp_path):
     path = fake_checkpoint(tmp_path / "checkpoint.pt")
-    model, venv = _ppo(str(path))
+    model, venv = _ppo(str(path), features=features)
     model.learn(128)
     model.save(tmp_path / "model.zip")
     venv.close()
@@ -164,7 +202,7 @@ def test_train_rl_cli_writes_everything(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "scripts" / "train_rl.py"), "--encoder", "random", "--steps", "256"]
     cmd += ["--n-envs", "2", "--n-steps", "64", "--n-epochs", "1", "--eval-episodes", "2", "--eval-freq", "128"]
-    cmd += ["--out", str(out), "--quiet", "--threads", "1"]  # SubprocVecEnv (the default)
+    cmd += ["--out", str(out), "--quiet", "--threads", "1", "--features", "keypoints"]  # SubprocVecEnv (the default)
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=240)
     summary = json.loads((out / "run.json").read_text())
     assert summary["steps"] >= 256 and summary["env_steps_per_s"] > 0
