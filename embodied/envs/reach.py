@@ -4,8 +4,8 @@ A pixel-control task where seeing matters and a CPU budget is enough for an RL
 agent to make progress: one library object lies at a random place and yaw on a
 table; a fingertip marker (a bright sphere, moved kinematically, no physics)
 starts elsewhere. A fixed camera looks straight down at the table. The action is
-a planar end-effector delta; neither the target's nor the fingertip's position
-is in the observation, only the image shows both.
+a planar end-effector delta; the fingertip's position is proprioception, the
+target's is only in the image.
 
 World frame: metres, z up, table top at z = 0, the camera above the origin.
 Image up is world +x, image left is world +y (rows grow with -x, columns with -y).
@@ -54,8 +54,9 @@ class ReachEnv(gym.Env):
         renderer: "tiny" or "egl".
 
     Action: Box([-1, 1]^2) float32, the fingertip's (dx, dy) in units of ``step_size``.
-    Observation: Dict(rgb=(H, W, 3) uint8 top-down view, proprio=(2,) float32 the last action
-    executed (clipped to [-1, 1]); it does not reveal where the target is).
+    Observation: Dict(rgb=(H, W, 3) uint8 top-down view, proprio=(4,) float32: the fingertip's
+    position (x, y) / 0.22 m in [-1, 1] (a robot knows where its hand is) and the last action executed
+    (clipped to [-1, 1]); nothing in it reveals where the target is: only the image does).
     Info: success (bool), distance (m), fingertip (2,) and target (2,) positions (m),
     target_instance (library uid), target_category (str), target_category_id. Learners must not need info.
     """
@@ -104,7 +105,7 @@ class ReachEnv(gym.Env):
         self.observation_space = spaces.Dict(
             {
                 "rgb": spaces.Box(0, 255, shape=(self.size, self.size, 3), dtype=np.uint8),
-                "proprio": spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32),
+                "proprio": spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32),
             }
         )
         big = max(self.size, render_size)
@@ -175,7 +176,8 @@ class ReachEnv(gym.Env):
         return frame.rgb
 
     def _observe(self) -> dict[str, np.ndarray]:
-        return {"rgb": self._image(self.camera), "proprio": self.last_action.copy()}
+        hand = (self.finger_xy / FINGER_RANGE).astype(np.float32)
+        return {"rgb": self._image(self.camera), "proprio": np.concatenate([hand, self.last_action])}
 
     def _info(self, distance: float) -> dict[str, Any]:
         assert self.target_spec is not None

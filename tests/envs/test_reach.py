@@ -30,7 +30,8 @@ def test_oracle_reaches_and_terminates(env):
         delta = (info["target"] - info["fingertip"]) / env.step_size
         action = np.clip(delta, -1.0, 1.0).astype(np.float32)
         obs, reward, term, trunc, info = env.step(action)
-        assert np.allclose(obs["proprio"], action)
+        assert np.allclose(obs["proprio"][2:], action)
+        np.testing.assert_allclose(obs["proprio"][:2] * 0.22, info["fingertip"], atol=1e-6)
         if term:
             break
     assert term and info["success"] and info["distance"] <= env.success_radius
@@ -44,7 +45,8 @@ def test_observation_shows_fingertip_and_target(env):
     assert red.sum() >= 3, "the fingertip must be visible"
     moved, *_ = env.step(np.array([1.0, 0.0], np.float32))
     assert not np.array_equal(moved["rgb"], obs["rgb"]), "moving the fingertip must change the image"
-    assert np.all(obs["proprio"] == 0.0)  # nothing about the target in the vector
+    np.testing.assert_allclose(obs["proprio"], [*(info["fingertip"] / 0.22), 0.0, 0.0], atol=1e-6)
+    assert env.observation_space["proprio"].shape == (4,)  # the hand and the last action: no target
 
 
 def test_heldout_split_uses_heldout_instances():
