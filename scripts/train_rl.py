@@ -92,10 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--resize", action="store_true", help="resize env images to the encoder's input size")
     ap.add_argument(
         "--features",
-        default="embed",
+        default="keypoints",
         choices=FEATURES,
-        help="what a trunk gives the policy: its pooled embedding, or learned spatial-softmax keypoints on its "
-        "last conv map (positions survive; NatureCNN ignores this)",
+        help="what a trunk gives the policy: learned spatial-softmax keypoints on its last conv map (positions "
+        "survive; the default) or its pooled embedding; NatureCNN ignores this",
     )
     ap.add_argument("--keypoints", type=int, default=32, help="keypoints for --features keypoints")
     ap.add_argument("--steps", type=int, default=20000, help="total env steps")
