@@ -26,7 +26,7 @@ import numpy as np
 import pybullet as p
 from gymnasium import spaces
 
-from embodied.envs.validate import check_action, check_positive_int, check_split
+from embodied.envs.validate import check_action, check_categories, check_positive_int, check_split
 from embodied.sim import BulletSim, Camera, look_at, objects
 
 TABLE_RGB = np.array([158, 133, 107], dtype=np.uint8)  # the background = table top colour
@@ -88,14 +88,7 @@ class ReachEnv(gym.Env):
         for name, value in (("distance_weight", distance_weight), ("success_bonus", success_bonus)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}={value!r}; expected a finite number >= 0")
-        if isinstance(categories, str):
-            categories = [categories]
-        if categories is not None:
-            unknown = [c for c in categories if c not in objects.CATEGORIES]
-            if unknown or not categories:
-                raise ValueError(
-                    f"categories={list(categories)!r}; expected a non-empty subset of {objects.CATEGORIES}"
-                )
+        categories = check_categories(categories)
         self.pool = objects.instances(self.split, categories)
         self.step_size, self.success_radius = float(step_size), float(success_radius)
         self.distance_weight, self.success_bonus = float(distance_weight), float(success_bonus)

@@ -33,7 +33,7 @@ import numpy as np
 import pybullet as p
 from gymnasium import spaces
 
-from embodied.envs.validate import check_positive_int, check_split
+from embodied.envs.validate import check_categories, check_positive_int, check_split
 from embodied.sim import BulletSim, Camera, look_at, objects
 from embodied.sim.arm import HOME, KukaArm
 
@@ -333,14 +333,7 @@ class TabletopEnv(gym.Env):
             raise ValueError(f"render_mode={render_mode!r}; expected None or 'rgb_array'")
         if not (isinstance(timestep, (int, float)) and math.isfinite(timestep) and 0 < timestep <= 0.02):
             raise ValueError(f"timestep={timestep!r}; expected seconds in (0, 0.02]")
-        if isinstance(categories, str):
-            categories = [categories]
-        if categories is not None:
-            unknown = [c for c in categories if c not in objects.CATEGORIES]
-            if unknown or not categories:
-                raise ValueError(
-                    f"categories={list(categories)!r}; expected a non-empty subset of {objects.CATEGORIES}"
-                )
+        categories = check_categories(categories)
         self.n_objects = check_n_objects(self.default_n_objects if n_objects is None else n_objects)
         self.render_mode = render_mode
         self.pool = objects.instances(split, categories)

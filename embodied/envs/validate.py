@@ -23,6 +23,18 @@ def check_split(split: str) -> str:
     return split
 
 
+def check_categories(categories: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
+    """Library categories as a list (None: all), or ValueError naming the unknown ones."""
+    from embodied.sim.objects import CATEGORIES
+
+    if categories is None:
+        return None
+    categories = [categories] if isinstance(categories, str) else list(categories)
+    if not categories or any(c not in CATEGORIES for c in categories):
+        raise ValueError(f"categories={categories!r}; expected a non-empty subset of {CATEGORIES}")
+    return categories
+
+
 def check_action(space: spaces.Space, action: Any) -> np.ndarray:
     """The action as an array, or ValueError naming it when it is NaN, mis-shaped or outside ``space``."""
     if isinstance(space, spaces.Discrete):

@@ -7,6 +7,7 @@ The Curious Robot's real-robot figures are quoted beside ours for orientation on
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,17 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}"
 
 
+def _paired_table(
+    results: dict[str, dict[str, Any]], keys: tuple[str, str], headers: tuple[str, str], columns: Sequence[int]
+) -> list[str]:
+    """Markdown rows: one per encoder, ``columns`` of ``results[name][keys[0]]`` then of ``keys[1]``."""
+    head = [h.format(c) for h in headers for c in columns]
+    rows = ["| encoder | " + " | ".join(head) + " |", "|---" * (1 + len(head)) + "|"]
+    for name, r in results.items():
+        rows.append(f"| {name} | " + " | ".join(_fmt(r[key][c]) for key in keys for c in columns) + " |")
+    return rows
+
+
 def headline(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     """One flat {metric: value} per encoder, for comparisons against ``random``."""
     out = {}
@@ -171,20 +183,8 @@ def markdown(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     summary = verdicts(results)
     if summary:
         lines += ["## Against the untrained trunk", "", *summary, ""]
-    lines += [
-        "## Retrieval (Recall@k, cosine, query excluded)",
-        "",
-        "| encoder | " + " | ".join(f"inst R@{k}" for k in KS) + " | " + " | ".join(f"cat R@{k}" for k in KS) + " |",
-        "|---" * (1 + 2 * len(KS)) + "|",
-    ]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | "
-            + " | ".join(_fmt(r["instance_recall"][k]) for k in KS)
-            + " | "
-            + " | ".join(_fmt(r["category_recall"][k]) for k in KS)
-            + " |"
-        )
+    lines += ["## Retrieval (Recall@k, cosine, query excluded)", ""]
+    lines += _paired_table(results, ("instance_recall", "category_recall"), ("inst R@{}", "cat R@{}"), KS)
     lines += [
         "",
         "## Classification (frozen embeddings; probes trained on other instances / rooms)",
@@ -197,25 +197,10 @@ def markdown(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
             f"| {name} | {_fmt(r['category_linear'])} | {_fmt(r['category_knn'])} | "
             f"{_fmt(r['scene_linear'])} | {_fmt(r['scene_knn'])} |"
         )
-    lines += [
-        "",
-        "## Few-shot (linear probe, n labelled examples per class, mean ± std over draws)",
-        "",
-        "| encoder | "
-        + " | ".join(f"category {n}-shot" for n in SHOTS)
-        + " | "
-        + " | ".join(f"scene {n}-shot" for n in SHOTS)
-        + " |",
-        "|---" * (1 + 2 * len(SHOTS)) + "|",
-    ]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | "
-            + " | ".join(_fmt(r["category_few_shot"][n]) for n in SHOTS)
-            + " | "
-            + " | ".join(_fmt(r["scene_few_shot"][n]) for n in SHOTS)
-            + " |"
-        )
+    lines += ["", "## Few-shot (linear probe, n labelled examples per class, mean ± std over draws)", ""]
+    lines += _paired_table(
+        results, ("category_few_shot", "scene_few_shot"), ("category {}-shot", "scene {}-shot"), SHOTS
+    )
     lines += [
         "",
         "## For orientation: the Curious Robot paper's real-robot numbers (not ours, not simulation)",

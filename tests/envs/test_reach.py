@@ -69,7 +69,8 @@ def test_bad_actions_are_value_errors(env, bad):
     "kwargs", [{"size": 0}, {"split": "test"}, {"step_size": -1.0}, {"categories": ["spoon"]}, {"render_mode": "human"}]
 )
 def test_bad_arguments_are_value_errors(kwargs):
-    with pytest.raises(ValueError):
+    (name,) = kwargs
+    with pytest.raises(ValueError, match=f"^{name}="):  # one line naming the bad value
         ReachEnv(**kwargs)
 
 
