@@ -23,15 +23,48 @@ def _check(emb: torch.Tensor, labels: torch.Tensor, ks: Sequence[int]) -> None:
         raise ValueError(f"k={bad}; expected 0 < k < N={emb.shape[0]}")
 
 
-def topk_neighbours(emb: torch.Tensor, k: int, chunk: int = 4096) -> torch.Tensor:
-    """Indices (N, k) of each row's k most cosine-similar other rows (itself excluded)."""
+BLOCK = 64  # columns per block in :func:`block_topk`
+BLOCK_MIN_COLUMNS = 32_768  # below this a plain topk over cache-resident rows is faster
+
+
+def block_topk(sim: torch.Tensor, k: int, block: int = BLOCK) -> torch.Tensor:
+    """Column indices (c, k) of each row's k largest entries of ``sim`` (c, n): exact, like ``topk``.
+
+    The k largest entries of a row lie in the k blocks of ``block`` columns with the largest
+    maxima (a block holding one of them has a maximum at least as large, and at most k blocks
+    can), so one max-reduction over the row and a topk over k * block candidates replace a
+    topk over all n columns: about 2x faster at n = 100k on a CPU.
+    """
+    c, n = sim.shape
+    nb = n // block
+    main = sim[:, : nb * block].view(c, nb, block)
+    best = main.amax(2).topk(min(k, nb), dim=1).indices  # (c, kb) blocks
+    offsets = torch.arange(block, device=sim.device)
+    cand = main.gather(1, best[:, :, None].expand(-1, -1, block)).flatten(1)
+    cols = (best[:, :, None] * block + offsets).flatten(1)
+    if nb * block < n:  # the columns that do not fill a last block are all candidates
+        cand = torch.cat([cand, sim[:, nb * block :]], 1)
+        cols = torch.cat([cols, torch.arange(nb * block, n, device=sim.device).expand(c, -1)], 1)
+    return cols.gather(1, cand.topk(k, dim=1).indices)
+
+
+def topk_neighbours(emb: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
+    """Indices (N, k) of each row's k most cosine-similar other rows (itself excluded).
+
+    Rows are done ``chunk`` at a time: a (chunk, N) float32 similarity block (400 MB at
+    chunk 1024, N 100k); smaller blocks stay closer to the cache and were faster than 4096.
+    """
     z = F.normalize(emb.float(), dim=1)
-    out = torch.empty(z.shape[0], k, dtype=torch.long, device=z.device)
-    for start in range(0, z.shape[0], chunk):
+    n = z.shape[0]
+    out = torch.empty(n, k, dtype=torch.long, device=z.device)
+    for start in range(0, n, chunk):
         sim = z[start : start + chunk] @ z.T  # (c, N)
         rows = torch.arange(sim.shape[0], device=z.device)
         sim[rows, rows + start] = -float("inf")  # the query is not in its own gallery
-        out[start : start + chunk] = sim.topk(k, dim=1).indices
+        if n >= BLOCK_MIN_COLUMNS and k < n // BLOCK:
+            out[start : start + chunk] = block_topk(sim, k, BLOCK)
+        else:
+            out[start : start + chunk] = sim.topk(k, dim=1).indices
     return out
 
 

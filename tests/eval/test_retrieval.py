@@ -36,6 +36,29 @@ def test_chunking_does_not_change_the_answer():
     np.testing.assert_array_equal(topk_neighbours(emb, 5, chunk=7).numpy(), topk_neighbours(emb, 5).numpy())
 
 
+@pytest.mark.parametrize("n, k, block", [(1000, 20, 64), (1000, 15, 64), (130, 2, 64), (64, 1, 64), (1000, 20, 7)])
+def test_block_topk_is_exact(n, k, block):
+    from embodied.eval.retrieval import block_topk
+
+    sim = torch.randn(9, n, generator=torch.Generator().manual_seed(n + k))
+    expected = sim.topk(k, dim=1).indices
+    np.testing.assert_array_equal(block_topk(sim, k, block).numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_block_path_matches_brute_force(seed, monkeypatch):
+    import embodied.eval.retrieval as retrieval
+
+    monkeypatch.setattr(retrieval, "BLOCK_MIN_COLUMNS", 100)  # the path 100k-row sets take
+    monkeypatch.setattr(retrieval, "BLOCK", 8)
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(400, 16)).astype(np.float32)
+    labels = rng.integers(0, 30, size=400)
+    got = recall_at_k(torch.from_numpy(emb), torch.from_numpy(labels), ks=(1, 5, 20))
+    for k in (1, 5, 20):
+        assert got[k] == pytest.approx(brute_force_recall(emb, labels, k), abs=1e-9)
+
+
 def test_perfect_and_hand_computed_cases():
     emb = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
     assert recall_at_k(emb, torch.tensor([0, 0, 1, 1]), ks=(1,))[1] == 1.0
