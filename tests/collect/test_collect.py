@@ -252,3 +252,14 @@ def test_a_full_disk_keeps_what_was_written(tmp_path, monkeypatch):
     monkeypatch.undo()
     collect("ego_room", 4, out, workers=1, resume=True, **SMALL)
     assert verify(out) == [] and {k: v for k, v in shard_hashes(out).items() if k in partial} == partial
+
+
+def test_collection_and_envs_do_not_import_torch():
+    """Workers and env subprocesses stay light: torch would add seconds and ~150 MB to each."""
+    modules = ["embodied.collect.runner", "embodied.collect.policies", "embodied.collect.tabletop_policies"]
+    modules += [f"embodied.envs.{m}" for m in ("ego_motion", "grasp", "push", "poke", "look", "reach")]
+    code = f"import sys, embodied, {', '.join(modules)}; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    code = "import embodied; f = embodied.load_encoder; print(f.__module__)"  # still there when asked for
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "embodied.encoder"
