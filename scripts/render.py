@@ -25,7 +25,12 @@ def main(argv: list[str] | None = None) -> Path:
         "--env", default="ego_room", help="env preset name (envs/*.toml) or registered id (default: ego_room)"
     )
     ap.add_argument("--policy", default=None, help="random | explore | informed (default: the preset's policy)")
-    ap.add_argument("--model", type=Path, default=None, help="a saved Stable-Baselines3 model (.zip) to roll out")
+    ap.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="a saved Stable-Baselines3 model (model.zip or its run directory) to roll out",
+    )
     length = ap.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, default=None, help="env steps to record (default: 100)")
     length.add_argument("--episodes", type=int, default=None, help="whole episodes to record")
@@ -52,7 +57,7 @@ def main(argv: list[str] | None = None) -> Path:
         if args.model is not None:
             from embodied.agents.sb3 import load_sb3_policy
 
-            policy = load_sb3_policy(args.model, env)
+            policy = load_sb3_policy(args.model)
         else:
             policy = make_policy(args.policy or preset.policy, env)
         frames = rollout(env, policy, steps=args.steps, episodes=args.episodes, seed=args.seed)

@@ -180,6 +180,21 @@ def test_saved_model_reloads_without_its_checkpoint_and_acts(features, tmp_path)
     env.close()
 
 
+def test_render_cli_rolls_out_a_trained_model(tmp_path):
+    import imageio.v2 as imageio
+
+    model, venv = _ppo("random", features="keypoints")
+    model.learn(64)
+    (tmp_path / "run").mkdir()
+    model.save(tmp_path / "run" / "model.zip")
+    venv.close()
+    out = tmp_path / "reach.gif"
+    cmd = [sys.executable, str(ROOT / "scripts" / "render.py"), "--env", "reach", "--model", str(tmp_path / "run")]
+    subprocess.run([*cmd, "--steps", "5", "--size", "64", "--out", str(out)], check=True, capture_output=True)
+    frames = imageio.mimread(out)
+    assert len(frames) >= 6 and frames[0].shape[1] >= 64  # the reset frame and one per step (+ resets)
+
+
 def test_sac_smoke_and_reload(tmp_path):
     venv = make_vec_env("embodied/Reach-v0", n_envs=1, seed=0)
     model = SAC(
