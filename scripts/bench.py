@@ -118,53 +118,67 @@ def bench_collect(quick: bool) -> dict[str, float]:
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
 
-        def run(name: str, n: int, workers: int, max_steps: int = steps) -> tuple[dict, float]:
-            t = time.perf_counter()
+        def run(name: str, n: int, workers: int, max_steps: int = steps) -> tuple[dict, float, float]:
+            """(manifest, wall s, CPU s of this process) of one collection."""
+            t, c = time.perf_counter(), time.process_time()
             m = collect(
                 "ego_room",
                 n,
                 Path(tmp) / name,
                 workers=workers,
                 max_steps=max_steps,
-                episodes_per_shard=1,
+                episodes_per_shard=max(1, n // 4),  # 4 shards: both workers busy, a shard's fsync amortised
                 env_overrides={"size": 64},
                 progress=False,
             )
-            return m, time.perf_counter() - t
+            return m, time.perf_counter() - t, time.process_time() - c
 
         # one episode in this process builds the env (cached per process); both sides below reuse it
         run("warm", 1, 1)
         env = list(_ENVS.values())[-1]
         policy = make_policy("explore", env)
-        t = time.perf_counter()
-        frames = 0
-        for i in range(episodes):  # the env alone: same seeds, same policy, nothing recorded
-            policy.reset(i)
-            obs, info = env.reset(seed=i)
-            frames += 1
-            done = False
-            while not done:
-                obs, _, term, trunc, info = env.step(policy(obs, info))
+
+        def env_alone() -> tuple[float, float]:
+            """(frames per wall s, per CPU s) of the same seeds and policy with nothing recorded."""
+            t, c = time.perf_counter(), time.process_time()
+            frames = 0
+            for i in range(episodes):
+                policy.reset(i)
+                obs, info = env.reset(seed=i)
                 frames += 1
-                done = term or trunc
-        env_fps = frames / (time.perf_counter() - t)
-        m1, s1 = run("w1", episodes, 1)
-        m2, s2 = run("w2", episodes, 2)
+                done = False
+                while not done:
+                    obs, _, term, trunc, info = env.step(policy(obs, info))
+                    frames += 1
+                    done = term or trunc
+            return frames / (time.perf_counter() - t), frames / (time.process_time() - c)
+
+        # alternated and best-of: this machine is shared, and a slow second would read as overhead.
+        # CPU seconds (one worker runs in this process) are steadier than wall seconds here.
+        env_fps = fps1 = fps2 = env_cpu = cpu1 = 0.0
+        for r in range(1 if quick else 3):
+            wall, cpu = env_alone()
+            env_fps, env_cpu = max(env_fps, wall), max(env_cpu, cpu)
+            m1, s1, c1 = run(f"w1-{r}", episodes, 1)
+            fps1, cpu1 = max(fps1, m1["totals"]["frames"] / s1), max(cpu1, m1["totals"]["frames"] / c1)
+            m2, s2, _ = run(f"w2-{r}", episodes, 2)
+            fps2 = max(fps2, m2["totals"]["frames"] / s2)
         # a pool's fixed cost, paid once per run: spawn, imports, scene build in each worker
-        _, startup = run("start", 2, 2, max_steps=1)
-        fps1, fps2 = m1["totals"]["frames"] / s1, m2["totals"]["frames"] / s2
+        _, startup, _ = run("start", 2, 2, max_steps=1)
         rss = [sh["worker_peak_rss_mb"] for sh in m2["shards"]]
         out["collect_env_alone_fps"] = env_fps
         out["collect_1worker_fps"] = fps1
         out["collect_writer_overhead"] = 1.0 - fps1 / env_fps
+        out["collect_writer_overhead_cpu_time"] = 1.0 - cpu1 / env_cpu
         out["collect_2worker_fps"] = fps2
         out["collect_scaling_2workers"] = fps2 / fps1
         out["collect_pool_startup_s"] = startup
-        out["collect_scaling_2workers_startup_excluded"] = m2["totals"]["frames"] / max(s2 - startup, 1e-9) / fps1
+        frames2 = m2["totals"]["frames"]
+        out["collect_scaling_2workers_startup_excluded"] = frames2 / max(frames2 / fps2 - startup, 1e-9) / fps1
         out["worker_peak_rss_mb_first_shard"] = rss[0]
         out["worker_peak_rss_mb_last_shard"] = rss[-1]
 
-        cache = FrameCache(Path(tmp) / "w1", progress=False)
+        cache = FrameCache(Path(tmp) / "w1-0", progress=False)
         rgb = cache.obs["rgb"]
         rng = np.random.default_rng(0)
         batches = [rng.integers(0, len(rgb), 256) for _ in range(20 if quick else 100)]
@@ -172,7 +186,7 @@ def bench_collect(quick: bool) -> dict[str, float]:
         for idx in batches:
             np.ascontiguousarray(rgb[idx])
         out["frame_cache_memmap_fps_batch256"] = 256 * len(batches) / (time.perf_counter() - t)
-        shard = h5py.File(Path(tmp) / "w1" / "shard-00000.h5")
+        shard = h5py.File(Path(tmp) / "w1-0" / "shard-00000.h5")
         ds = next(iter(shard["data"].values()))["obs"]["rgb"]
         n = ds.shape[0]
         t = time.perf_counter()

@@ -52,10 +52,11 @@ def _write_column(group: h5py.Group, name: str, values: list[Any]) -> None:
         _dataset(group, name, np.asarray(data))
     elif kind == "str":
         group.create_dataset(name, data=np.array(data, dtype=object), dtype=h5py.string_dtype(), track_times=False)
-    elif kind == "ragged":
-        ds = group.create_dataset(name, shape=(len(data),), dtype=h5py.vlen_dtype(data[0].dtype), track_times=False)
-        for i, row in enumerate(data):
-            ds[i] = row
+    elif kind == "ragged":  # one write for all rows: row by row cost ~10 % of collection time
+        rows = np.empty(len(data), dtype=object)
+        for i, row in enumerate(data):  # element-wise: slice assignment would broadcast equal-length rows
+            rows[i] = row
+        group.create_dataset(name, data=rows, dtype=h5py.vlen_dtype(data[0].dtype), track_times=False)
     elif kind == "strlist":  # joined with "\n": a list of names per step (visible categories)
         joined = np.array(["\n".join(v) for v in data], dtype=object)
         ds = group.create_dataset(name, data=joined, dtype=h5py.string_dtype(), track_times=False)
