@@ -20,4 +20,5 @@ def __getattr__(name: str) -> Any:
         return load_encoder
     raise AttributeError(f"module 'embodied' has no attribute {name!r}")
 
+
 __version__ = "0.1.0"

@@ -59,6 +59,28 @@ def test_block_path_matches_brute_force(seed, monkeypatch):
         assert got[k] == pytest.approx(brute_force_recall(emb, labels, k), abs=1e-9)
 
 
+@pytest.mark.parametrize("error_bound", [None, 10.0])  # the bound as shipped; one that sends every row to float32
+def test_bf16_candidates_give_the_float32_answer(error_bound, monkeypatch):
+    import embodied.eval.retrieval as retrieval
+
+    if error_bound is not None:
+        monkeypatch.setattr(retrieval, "BF16_ERROR", error_bound)
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(40, 16, generator=g)
+    emb = centres[torch.randint(0, 40, (1500,), generator=g)] + 0.4 * torch.randn(1500, 16, generator=g)
+    exact = retrieval.topk_neighbours(emb, 20, chunk=200, bf16=False)
+    fast = retrieval.topk_neighbours(emb, 20, chunk=200, bf16=True)
+    np.testing.assert_array_equal(fast.numpy(), exact.numpy())
+
+
+def test_bf16_bound_is_not_vacuous():
+    """bf16 products really are off (so the check matters), by no more than the bound it assumes."""
+    g = torch.Generator().manual_seed(1)
+    z = torch.nn.functional.normalize(torch.randn(4000, 8, generator=g), dim=1)
+    approx = (z[:50].bfloat16() @ z.bfloat16().T).float()
+    assert 0 < (approx - z[:50] @ z.T).abs().max() <= 2.0**-7  # the error exists and stays within the bound
+
+
 def test_perfect_and_hand_computed_cases():
     emb = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
     assert recall_at_k(emb, torch.tensor([0, 0, 1, 1]), ks=(1,))[1] == 1.0
