@@ -132,7 +132,7 @@ def bench_collect(quick: bool) -> dict[str, float]:
     from embodied.collect.worker import _ENVS
     from embodied.data.cache import FrameCache
 
-    episodes, steps = (4, 50) if quick else (24, 100)
+    episodes, steps = (4, 50) if quick else (48, 100)
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
 
