@@ -128,6 +128,8 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
     ) -> None:
         if features not in FEATURES:
             raise ValueError(f"features={features!r}; expected one of {FEATURES}")
+        if isinstance(keypoints, bool) or not isinstance(keypoints, int) or keypoints < 1:
+            raise ValueError(f"keypoints={keypoints!r}; expected a positive integer")
         if not isinstance(observation_space, spaces.Dict) or image_key not in observation_space.spaces:
             raise ValueError(
                 f"EmbodiedExtractor needs a Dict observation space with an {image_key!r} image; got {observation_space}"

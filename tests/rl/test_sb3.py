@@ -98,6 +98,8 @@ def test_keypoint_features_train_even_on_a_frozen_trunk(finetune, ckpt):
         EmbodiedExtractor(dict_space(), encoder=ckpt, features="keypoints", layer="conv9")
     with pytest.raises(ValueError, match="features='pooled'; expected one of"):
         EmbodiedExtractor(dict_space(), encoder=ckpt, features="pooled")
+    with pytest.raises(ValueError, match="keypoints=0; expected a positive integer"):
+        EmbodiedExtractor(dict_space(), encoder=ckpt, features="keypoints", keypoints=0)
 
 
 def test_image_size_mismatch_is_a_clear_error(tmp_path):
