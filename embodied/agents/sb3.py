@@ -139,6 +139,7 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             raise ValueError(f"observation {image_key!r} is {image_space}; expected an image Box")
         channels_first, h, w = _image_layout(image_space)
         encoder = str(encoder)
+        head: SpatialSoftmax | None = None  # keypoints on a trunk map; None: the trunk's embedding
         if encoder == "nature":
             net, img_dim, size = _nature(h, w, resize, nature_dim)
         else:
@@ -170,8 +171,8 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             self.cnn = net.trunk
             self.cnn.requires_grad_(self.finetune)
             self.cnn.eval()
-        self.layer = layer if features == "keypoints" and encoder != "nature" else None
-        self.keypoints = head if self.layer is not None else None
+        self.keypoints = head
+        self.layer = layer if head is not None else None
         self.extra = nn.Sequential(nn.Linear(extra_in, proprio_dim), nn.ReLU()) if others else None
 
     def train(self, mode: bool = True) -> EmbodiedExtractor:
