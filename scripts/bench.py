@@ -81,7 +81,7 @@ def ego_env_vs_raw(size: int, steps: int, rounds: int = 6) -> tuple[float, float
             t = time.perf_counter()
             obs, _, _, _, info = env.step(action)
             dt += time.perf_counter() - t
-            views.append(env._eye_view(cam))
+            views.append(env._eye_view())
         t = time.perf_counter()
         for view in views:
             p.getCameraImage(cam.width, cam.height, view, cam.projection, **args)

@@ -18,7 +18,7 @@ from gymnasium import spaces
 
 from embodied.envs.scenes import SCENE_CLASSES, Scene, build_scene
 from embodied.envs.validate import check_action, check_positive_int, check_split
-from embodied.sim import BulletSim, Camera, look_at
+from embodied.sim import BulletSim, Camera, look_at, mounted_view
 
 RIG_RADIUS = 0.15  # m
 RIG_HEIGHT = 0.5  # m
@@ -26,11 +26,18 @@ RIG_HEIGHT = 0.5  # m
 EYE_OFFSET = (RIG_RADIUS + 0.05, 0.0, 0.2)  # m, in the rig frame (origin at the rig's centre)
 PITCH_LIMIT = math.radians(30.0)
 RANGE_RAYS = tuple(math.radians(d) for d in (-35.0, 0.0, 35.0))  # bearing of the range-finder rays
-RANGE_HEIGHTS = (0.01, 0.3)  # m above the floor
+# m above the floor: below the lowest object (plates, 3.5 cm); furniture and objects all stand on the floor
+RANGE_HEIGHT = 0.02
 RANGE_MAX = 3.0  # m
+BLOCKED_DEPTH = 5e-4  # m of penetration that counts as a collision
 
 DISCRETE_ACTIONS = ("forward", "turn_left", "turn_right", "look_up", "look_down")
 MOTOR_FIELDS = ("forward_m", "lateral_m", "yaw_rad", "pitch_rad")
+
+
+def _yaw_quaternion(yaw: float) -> tuple[float, float, float, float]:
+    """xyzw quaternion of a rotation by ``yaw`` radians about +z."""
+    return (0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw))
 
 
 class EgoMotionEnv(gym.Env):
@@ -117,16 +124,31 @@ class EgoMotionEnv(gym.Env):
         self.observation_space = spaces.Dict(obs)
 
         big = max(self.size, render_size)
+        # No gravity: the rig floats at a fixed height and never touches the floor (see _make_rig)
         self.sim = BulletSim(
-            timestep=control_dt / substeps, solver_iterations=10, renderer=renderer, width=big, height=big
+            timestep=control_dt / substeps,
+            gravity=0.0,
+            solver_iterations=10,
+            renderer=renderer,
+            width=big,
+            height=big,
         )
         self.camera = Camera(self.size, self.size, fov=fov, near=0.03, far=15.0)
         self.render_camera = Camera(render_size, render_size, fov=fov, near=0.03, far=15.0)
         self.overview_camera = Camera(render_size, render_size, fov=60.0, near=0.1, far=20.0)
         self.scene: Scene | None = None
         self.rig = -1
-        self.pitch = 0.0
         self._collided = False
+        self._last_pose = (0.0, 0.0, 0.0, 0.0)  # x m, y m, yaw rad, pitch rad
+        dt = control_dt
+        commands = {  # (speed m/s, yaw rate rad/s, pitch change rad)
+            "forward": (step_forward / dt, 0.0, 0.0),
+            "turn_left": (0.0, turn_angle / dt, 0.0),
+            "turn_right": (0.0, -turn_angle / dt, 0.0),
+            "look_up": (0.0, 0.0, look_angle),
+            "look_down": (0.0, 0.0, -look_angle),
+        }
+        self._discrete_commands = tuple(commands[name] for name in DISCRETE_ACTIONS)
 
     # -- episode -----------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
@@ -142,22 +164,23 @@ class EgoMotionEnv(gym.Env):
         self.sim.reset_world()
         self.scene = build_scene(self.sim, scene_id, scene_class, self.split)
         x, y, yaw = self.scene.start
-        self.rig = self._make_rig(x, y, yaw)
-        self.pitch = 0.0
+        self.rig = self._make_rig(x, y, yaw, self.scene.floor)
         self._collided = False
-        pose = self._pose()
-        self._last_pose = pose
-        return self._observe(np.zeros(len(MOTOR_FIELDS), np.float32), pose)
+        self._last_pose = (x, y, yaw, 0.0)
+        return self._observe(np.zeros(len(MOTOR_FIELDS), np.float32))
 
-    def _make_rig(self, x: float, y: float, yaw: float) -> int:
+    def _make_rig(self, x: float, y: float, yaw: float, floor: int) -> int:
         sim = self.sim
         col = sim.p.createCollisionShape(p.GEOM_CYLINDER, radius=RIG_RADIUS, height=RIG_HEIGHT)
         vis = sim.p.createVisualShape(
             p.GEOM_CYLINDER, radius=RIG_RADIUS, length=RIG_HEIGHT, rgbaColor=(0.95, 0.55, 0.1, 1.0)
         )
-        rig = sim.p.createMultiBody(5.0, col, vis, (x, y, RIG_HEIGHT / 2), p.getQuaternionFromEuler((0.0, 0.0, yaw)))
+        rig = sim.p.createMultiBody(5.0, col, vis, (x, y, RIG_HEIGHT / 2), _yaw_quaternion(yaw))
         # Frictionless and without restitution: the rig slides along walls instead of bouncing.
         sim.p.changeDynamics(rig, -1, lateralFriction=0.0, restitution=0.0, linearDamping=0.0, angularDamping=0.0)
+        # The floor only carries the view: out of every collision pair and ray test, it would
+        # otherwise add a contact manifold to each physics substep and a box test to each low ray.
+        sim.p.setCollisionFilterGroupMask(floor, -1, 0, 0)
         return sim.add_body("rig", rig)
 
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
@@ -165,17 +188,16 @@ class EgoMotionEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         speed, yaw_rate, pitch_delta = self._command(action)
         sim, rig = self.sim, self.rig
+        before = self._last_pose
         # One velocity command per action, along the mid-action heading (an arc's chord):
         # per-substep commands would cost more Python than the physics itself.
-        heading = self._last_pose[2] + 0.5 * yaw_rate * self.control_dt
+        heading = before[2] + 0.5 * yaw_rate * self.control_dt
         sim.p.resetBaseVelocity(rig, (speed * math.cos(heading), speed * math.sin(heading), 0.0), (0.0, 0.0, yaw_rate))
         sim.step(self.substeps)
-        self._collided = self._settle()
-        self.pitch = float(np.clip(self.pitch + pitch_delta, -PITCH_LIMIT, PITCH_LIMIT))
-        pose = self._pose()
-        motor = self._odometry(self._last_pose, pose)
-        self._last_pose = pose
-        obs, info = self._observe(motor, pose)
+        x, y, yaw, self._collided = self._settle()
+        pitch = min(max(before[3] + pitch_delta, -PITCH_LIMIT), PITCH_LIMIT)
+        self._last_pose = (x, y, yaw, pitch)
+        obs, info = self._observe(self._odometry(before, self._last_pose))
         return obs, 0.0, False, False, info
 
     def _command(self, action: Any) -> tuple[float, float, float]:
@@ -183,53 +205,41 @@ class EgoMotionEnv(gym.Env):
         a = check_action(self.action_space, action)
         if self.action_mode == "continuous":
             return float(a[0]) * self.max_speed, float(a[1]) * self.max_yaw_rate, 0.0
-        name = DISCRETE_ACTIONS[int(a)]
-        dt = self.control_dt
-        return {
-            "forward": (self.step_forward / dt, 0.0, 0.0),
-            "turn_left": (0.0, self.turn_angle / dt, 0.0),
-            "turn_right": (0.0, -self.turn_angle / dt, 0.0),
-            "look_up": (0.0, 0.0, self.look_angle),
-            "look_down": (0.0, 0.0, -self.look_angle),
-        }[name]
+        return self._discrete_commands[int(a)]
 
-    def _settle(self) -> bool:
-        """Stop the rig, push it out of anything it sank into, keep it upright on the floor.
+    def _settle(self) -> tuple[float, float, float, bool]:
+        """Push the rig out of anything it sank into and stand it upright at its height.
 
         The solver leaves a rig driven into a wall a few cm deep in it (it is commanded
         into the wall every step); moving it out along the contact normals keeps the
-        "never passes through" promise at no extra physics steps. Returns whether the
-        rig touched anything but the floor (body 0).
+        "never passes through" promise at no extra physics steps. Returns the rig's
+        (x m, y m, yaw rad) and whether it was blocked: it sank more than
+        ``BLOCKED_DEPTH`` into something. (Contacts within the breaking threshold outlive
+        the push-out: a rig resting flush against a wall is not blocked when it turns away.)
         """
         sim, rig = self.sim, self.rig
-        pos, orn = sim.p.getBasePositionAndOrientation(rig)
-        roll, pitch, yaw = p.getEulerFromQuaternion(orn)
-        dx = dy = 0.0
-        touched = False
+        (x, y, _), orn = sim.p.getBasePositionAndOrientation(rig)
+        yaw = p.getEulerFromQuaternion(orn)[2]
+        blocked = False
         for c in sim.p.getContactPoints(bodyA=rig):
-            if c[2] == 0:
-                continue
-            touched = True
-            if c[8] < 0:  # penetration depth; normalOnB points from the obstacle to the rig
-                dx -= c[7][0] * c[8]
-                dy -= c[7][1] * c[8]
-        if touched or abs(roll) > 1e-3 or abs(pitch) > 1e-3 or abs(pos[2] - RIG_HEIGHT / 2) > 1e-2:
-            sim.p.resetBasePositionAndOrientation(
-                rig, (pos[0] + dx, pos[1] + dy, RIG_HEIGHT / 2), p.getQuaternionFromEuler((0.0, 0.0, yaw))
-            )
-        sim.p.resetBaseVelocity(rig, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
-        return touched
+            if c[8] < -BLOCKED_DEPTH:  # penetration depth; normalOnB points from the obstacle to the rig
+                blocked = True
+                x -= c[7][0] * c[8]
+                y -= c[7][1] * c[8]
+        # Always reset (no velocity: step() sets it before the next physics step), so the
+        # pose is exactly what is returned and the eye view needs no query.
+        sim.p.resetBasePositionAndOrientation(rig, (x, y, RIG_HEIGHT / 2), _yaw_quaternion(yaw))
+        return x, y, yaw, blocked
 
     def _pose(self) -> np.ndarray:
-        """(x m, y m, yaw rad, pitch rad) of the camera rig."""
-        pos, orn = self.sim.p.getBasePositionAndOrientation(self.rig)
-        return np.array([pos[0], pos[1], p.getEulerFromQuaternion(orn)[2], self.pitch], dtype=np.float64)
+        """(x m, y m, yaw rad, pitch rad) of the camera rig, float64."""
+        return np.array(self._last_pose, dtype=np.float64)
 
-    def _odometry(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    def _odometry(self, before: tuple[float, ...], after: tuple[float, ...]) -> np.ndarray:
         """Executed motion in the rig frame at ``before``, with sensor noise: MOTOR_FIELDS, float32."""
         # Python floats: the same IEEE doubles as numpy's, without five small-array round trips per step
-        x0, y0, yaw0, pitch0 = before.tolist()
-        x1, y1, yaw1, pitch1 = after.tolist()
+        x0, y0, yaw0, pitch0 = before
+        x1, y1, yaw1, pitch1 = after
         dx, dy = x1 - x0, y1 - y0
         c, s = math.cos(yaw0), math.sin(yaw0)
         dyaw = (yaw1 - yaw0 + math.pi) % (2 * math.pi) - math.pi
@@ -240,52 +250,56 @@ class EgoMotionEnv(gym.Env):
         return np.array([min(max(v, -10.0), 10.0) for v in noisy], dtype=np.float32)
 
     # -- sensing -----------------------------------------------------------
-    def _eye_view(self, camera: Camera) -> list[float]:
-        return camera.attached_view(self.sim, self.rig, offset=EYE_OFFSET, pitch=self.pitch)
+    def _eye_view(self) -> list[float]:
+        """View matrix of the eye camera at the current pose (the rig is kept upright)."""
+        x, y, yaw, pitch = self._last_pose
+        return mounted_view((x, y, RIG_HEIGHT / 2), _yaw_quaternion(yaw), EYE_OFFSET, pitch)
 
-    def _observe(self, motor: np.ndarray, pose: np.ndarray) -> tuple[dict, dict]:
-        frame = self.camera.render(self.sim, self._eye_view(self.camera), depth=self.use_depth, seg=True)
+    def _observe(self, motor: np.ndarray) -> tuple[dict, dict]:
+        # Rays before the render: right after physics the collision world is still in cache
+        ranges = self._ranges()
+        frame = self.camera.render(self.sim, self._eye_view(), depth=self.use_depth, seg=True)
         obs = {"rgb": frame.rgb, "motor": motor}
         if self.use_depth:
             obs["depth"] = frame.depth[..., None]
-        return obs, self._info(pose, frame.seg)
+        return obs, self._info(ranges, frame.seg)
 
-    def _info(self, pose: np.ndarray, seg: np.ndarray) -> dict:
+    def _info(self, ranges: np.ndarray, seg: np.ndarray) -> dict:
         assert self.scene is not None
-        counts = np.bincount(seg.ravel() + 1)  # index 0 = background (-1)
+        counts = np.bincount(seg.ravel() + 1).tolist()  # index 0 = background (-1)
+        n = len(counts)
         visible = [
-            (label, int(counts[body + 1]))
-            for body, label in self.scene.object_bodies.items()
-            if body + 1 < len(counts) and counts[body + 1] > 0
+            (uid, category, counts[body + 1])
+            for body, (uid, category) in self.scene.object_bodies.items()
+            if body + 1 < n and counts[body + 1]
         ]
         return {
-            "pose": pose.astype(np.float32),
+            "pose": np.array(self._last_pose, dtype=np.float32),
             "scene_class": self.scene.scene_class,
             "scene_class_id": self.scene.scene_class_id,
             "scene_id": self.scene.scene_id,
             "collided": self._collided,
-            "range": self._ranges(pose),
-            "visible_instances": np.array([v[0][0] for v in visible], dtype=np.int64),
-            "visible_categories": [v[0][1] for v in visible],
-            "visible_pixels": np.array([v[1] for v in visible], dtype=np.int64),
+            "range": ranges,
+            "visible_instances": np.array([v[0] for v in visible], dtype=np.int64),
+            "visible_categories": [v[1] for v in visible],
+            "visible_pixels": np.array([v[2] for v in visible], dtype=np.int64),
         }
 
-    def _ranges(self, pose: np.ndarray) -> np.ndarray:
-        """Free distance (m) along ``RANGE_RAYS`` from the rig's rim: the nearer of a ray
-        just above the floor (plates, toys) and one at table height."""
-        x, y, yaw = float(pose[0]), float(pose[1]), float(pose[2])
+    def _ranges(self) -> np.ndarray:
+        """(3,) float32: free distance (m) along ``RANGE_RAYS`` from the rig's rim, just above the floor."""
+        x, y, yaw, _ = self._last_pose
         r0, r1 = RIG_RADIUS + 0.01, RIG_RADIUS + 0.01 + RANGE_MAX
         dirs = [(math.cos(yaw + bearing), math.sin(yaw + bearing)) for bearing in RANGE_RAYS]
-        starts = [(x + c * r0, y + s * r0, z) for z in RANGE_HEIGHTS for c, s in dirs]
-        ends = [(x + c * r1, y + s * r1, z) for z in RANGE_HEIGHTS for c, s in dirs]
-        hits = np.array([h[2] for h in self.sim.p.rayTestBatch(starts, ends)], dtype=np.float32)
-        return hits.reshape(len(RANGE_HEIGHTS), -1).min(0) * RANGE_MAX
+        starts = [(x + c * r0, y + s * r0, RANGE_HEIGHT) for c, s in dirs]
+        ends = [(x + c * r1, y + s * r1, RANGE_HEIGHT) for c, s in dirs]
+        hits = self.sim.p.rayTestBatch(starts, ends)
+        return np.array([h[2] * RANGE_MAX for h in hits], dtype=np.float32)
 
     def render(self) -> np.ndarray | None:
         """(S, 2S, 3) uint8: the egocentric view beside a top-down overview of the room."""
         if self.render_mode != "rgb_array" or self.scene is None:
             return None
-        ego = self.render_camera.render(self.sim, self._eye_view(self.render_camera)).rgb
+        ego = self.render_camera.render(self.sim, self._eye_view()).rgb
         hx, hy = self.scene.half_size
         height = max(hx, hy) / math.tan(math.radians(30.0)) + 1.0
         top = self.overview_camera.render(self.sim, look_at((0, 0, height), (0, 0, 0), (0, 1, 0))).rgb

@@ -120,13 +120,14 @@ _FURNITURE: dict[str, tuple[tuple[float, float, float], tuple[float, float, floa
 
 @dataclass
 class Scene:
-    """A built room. ``object_bodies`` maps body id -> (instance uid, category)."""
+    """A built room. ``object_bodies`` maps body id -> (instance uid, category); ``floor`` is a body id."""
 
     scene_id: int
     scene_class: str
     half_size: tuple[float, float]
     start: tuple[float, float, float]
     object_bodies: dict[int, tuple[int, str]] = field(default_factory=dict)
+    floor: int = -1
 
     @property
     def scene_class_id(self) -> int:
@@ -177,7 +178,7 @@ def build_scene(sim: BulletSim, scene_id: int, scene_class: str, split: str = "t
     hx, hy = (float(rng.uniform(*style.size)) / 2 for _ in range(2))
     floor_tex = _texture(sim, rng, style.floor_patterns, style.floor_hues, tiles=4)
     wall_tex = _texture(sim, rng, style.wall_patterns, style.wall_hues, tiles=2)
-    _textured_box(sim, (hx, hy, 0.05), (0.0, 0.0, -0.05), (1, 1, 1, 1), floor_tex)
+    floor = _textured_box(sim, (hx, hy, 0.05), (0.0, 0.0, -0.05), (1, 1, 1, 1), floor_tex)
     t, h = WALL_THICKNESS / 2, WALL_HEIGHT / 2
     for half, pos in (
         ((hx + 2 * t, t, h), (0.0, hy + t, h)),
@@ -215,7 +216,7 @@ def build_scene(sim: BulletSim, scene_id: int, scene_class: str, split: str = "t
                 surfaces.append((x, y, 2 * fz, half[0], half[1]))
                 break
 
-    scene = Scene(scene_id=scene_id, scene_class=scene_class, half_size=(hx, hy), start=(0.0, 0.0, 0.0))
+    scene = Scene(scene_id=scene_id, scene_class=scene_class, half_size=(hx, hy), start=(0.0, 0.0, 0.0), floor=floor)
     pool = objects.instances(split, categories=[c for c in style.categories if c in objects.CATEGORIES])
     for n in range(int(rng.integers(style.n_objects[0], style.n_objects[1] + 1))):
         spec = pool[int(rng.integers(len(pool)))]

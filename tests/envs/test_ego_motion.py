@@ -51,6 +51,10 @@ def test_forward_moves_forward_until_a_wall_stops_it(env):
     assert abs(x) < hx - 0.14 and abs(y) < hy - 0.14, "the rig went into or through a wall"
     assert info["collided"] and abs(obs["motor"][0]) < 0.05
     assert np.hypot(*(info["pose"][:2] - start[:2])) > 0.2
+    # Turning on the spot away from the wall it touches is not a collision
+    obs, _, _, _, info = env.step(DISCRETE_ACTIONS.index("turn_left"))
+    assert not info["collided"]
+    assert np.allclose(info["pose"][:2], [x, y], atol=1e-4)
 
 
 def test_motor_noise_is_configurable_and_seeded():
