@@ -49,7 +49,7 @@ def ego_env_fps(size: int, steps: int) -> float:
     return steps / dt
 
 
-def ego_env_vs_raw(size: int, steps: int, rounds: int = 6) -> tuple[float, float, float]:
+def ego_env_vs_raw(size: int, steps: int, rounds: int = 12) -> tuple[float, float, float]:
     """(env frames/s, raw getCameraImage frames/s, median per-round ratio) over the same views.
 
     Each round times ``steps / rounds`` env steps, then replays their camera views with a
@@ -108,7 +108,7 @@ def bench_ego(quick: bool) -> dict[str, float]:
     steps = 100 if quick else 600
     out: dict[str, float] = {}
     for size in (64, 128):
-        env_fps, raw_fps, ratio = ego_env_vs_raw(size, steps)
+        env_fps, raw_fps, ratio = ego_env_vs_raw(size, 2 * steps)
         out[f"ego_{size}px_env_fps"] = env_fps
         out[f"ego_{size}px_raw_render_fps"] = raw_fps
         out[f"ego_{size}px_env_over_raw"] = ratio
