@@ -6,8 +6,9 @@ import pytest
 
 from embodied.collect.explore import ExplorePolicy
 from embodied.envs import make, resolve
-from embodied.envs.ego_motion import DISCRETE_ACTIONS, EgoMotionEnv
-from embodied.envs.scenes import SCENE_CLASSES
+from embodied.envs.ego_motion import DISCRETE_ACTIONS, RIG_RADIUS, EgoMotionEnv
+from embodied.envs.scenes import OBJECT_SCALE, SCENE_CLASSES
+from embodied.sim import objects
 
 
 @pytest.fixture
@@ -55,6 +56,27 @@ def test_forward_moves_forward_until_a_wall_stops_it(env):
     obs, _, _, _, info = env.step(DISCRETE_ACTIONS.index("turn_left"))
     assert not info["collided"]
     assert np.allclose(info["pose"][:2], [x, y], atol=1e-4)
+
+
+def test_range_finder_sees_the_lowest_objects_and_not_the_floor(env):
+    """A plate (the flattest category) ahead shortens the centre range; the floor never does."""
+    look_up = DISCRETE_ACTIONS.index("look_up")  # senses again without moving
+    rim = RIG_RADIUS + 0.01
+    for seed in range(20):
+        env.reset(seed=seed)
+        clear = env.step(look_up)[4]["range"]
+        if clear[1] > 1.5:
+            break
+    assert clear[1] > 1.5, "no seed with 1.5 m free ahead"
+    plate = objects.instances("train", categories=["plate"])[0]
+    ex, _, ez = (e * OBJECT_SCALE for e in plate.extents)
+    x, y, yaw, _ = env.unwrapped._pose()
+    d = 1.0  # m from the rig's centre to the plate's centre
+    ahead = (x + d * math.cos(yaw), y + d * math.sin(yaw), ez / 2)
+    objects.spawn(env.sim, plate, ahead, static=True, scale=OBJECT_SCALE)
+    ranges = env.step(look_up)[4]["range"]
+    assert d - ex / 2 - rim - 0.02 < ranges[1] < d - rim, (ranges, ex)
+    np.testing.assert_array_equal(ranges[[0, 2]], clear[[0, 2]])
 
 
 def test_motor_noise_is_configurable_and_seeded():
