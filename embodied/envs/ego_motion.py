@@ -1,9 +1,11 @@
 """``embodied/EgoMotion-v0``: egocentric video with odometry in procedural rooms.
 
 The simulated counterpart of KITTI car video with odometry (Jayaraman & Grauman,
-ICCV 2015): a wheeled camera rig drives through rooms of several scene classes;
-each step returns the camera frame and the motor signal actually executed since
-the previous frame.
+ICCV 2015): a camera rig drives through rooms of several scene classes; each
+step returns the camera frame and the motor signal actually executed since the
+previous frame. The rig is a frictionless cylinder floating at a fixed height
+under physics (no gravity, no floor contact): walls and objects stop it, and
+nothing else costs a physics step.
 """
 
 from __future__ import annotations
