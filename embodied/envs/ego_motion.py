@@ -4,8 +4,8 @@ The simulated counterpart of KITTI car video with odometry (Jayaraman & Grauman,
 ICCV 2015): a camera rig drives through rooms of several scene classes; each
 step returns the camera frame and the motor signal actually executed since the
 previous frame. The rig is a frictionless cylinder floating at a fixed height
-under physics (no gravity, no floor contact): walls and objects stop it, and
-nothing else costs a physics step.
+under physics (no gravity, no floor contact): walls and objects stop it; the
+floor is only seen, never simulated.
 """
 
 from __future__ import annotations
