@@ -39,6 +39,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import pybullet as p
@@ -443,22 +444,41 @@ def _build(cid: int, index: int, root: str) -> ObjectSpec:
     )
 
 
-def instances(split: str = "all", categories: Sequence[str] | None = None) -> list[ObjectSpec]:
+class InstancePool(Sequence[ObjectSpec]):
+    """The instances of a split, in uid order; each spec is built on first access.
+
+    An env draws a few objects per episode from a pool of hundreds: building every
+    spec up front (meshes, textures, ~3 ms each) would cost each fresh worker ~1 s.
+    """
+
+    def __init__(self, keys: list[tuple[int, int]]) -> None:
+        self._keys = keys  # (category id, index)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @overload
+    def __getitem__(self, i: int) -> ObjectSpec: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[ObjectSpec]: ...
+    def __getitem__(self, i: int | slice) -> ObjectSpec | list[ObjectSpec]:
+        if isinstance(i, slice):
+            return [object_spec(*key) for key in self._keys[i]]
+        return object_spec(*self._keys[i])
+
+
+def instances(split: str = "all", categories: Sequence[str] | None = None) -> InstancePool:
     """Every instance of ``split`` ("train", "heldout" or "all") in ``categories`` (default: all), in uid order."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     if isinstance(categories, str):
         categories = [categories]
     cids = sorted({_category_id(c) for c in categories}) if categories is not None else range(len(CATEGORIES))
-    return [
-        object_spec(cid, i)
-        for cid in cids
-        for i in range(INSTANCES_PER_CATEGORY)
-        if split == "all" or split_of(i) == split
-    ]
+    return InstancePool(
+        [(cid, i) for cid in cids for i in range(INSTANCES_PER_CATEGORY) if split == "all" or split_of(i) == split]
+    )
 
 
-# -- spawning -------------------------------------------------------------------------------
 def spawn(
     sim: BulletSim,
     spec: ObjectSpec,
@@ -523,6 +543,7 @@ __all__ = [
     "CATEGORIES",
     "FIXED_LIBRARY_SEED",
     "HELDOUT_EVERY",
+    "InstancePool",
     "INSTANCES_PER_CATEGORY",
     "ObjectSpec",
     "instances",
