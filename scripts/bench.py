@@ -120,6 +120,11 @@ def bench_ego(quick: bool) -> dict[str, float]:
     return out
 
 
+def _shard_fps(manifest: dict) -> float:
+    """Frames per second of shard work (each shard's own seconds, summed over workers)."""
+    return manifest["totals"]["frames"] / sum(sh["seconds"] for sh in manifest["shards"])
+
+
 def bench_collect(quick: bool) -> dict[str, float]:
     """Writer overhead, worker scaling, memory per worker, frame-cache read throughput."""
     import tempfile
@@ -173,7 +178,7 @@ def bench_collect(quick: bool) -> dict[str, float]:
 
         # alternated and best-of: this machine is shared, and a slow second would read as overhead.
         # CPU seconds (one worker runs in this process) are steadier than wall seconds here.
-        env_fps = fps1 = fps2 = env_cpu = cpu1 = 0.0
+        env_fps = fps1 = fps2 = env_cpu = cpu1 = shard1 = shard2 = 0.0
         for r in range(1 if quick else 3):
             wall, cpu = env_alone()
             env_fps, env_cpu = max(env_fps, wall), max(env_cpu, cpu)
@@ -181,6 +186,7 @@ def bench_collect(quick: bool) -> dict[str, float]:
             fps1, cpu1 = max(fps1, m1["totals"]["frames"] / s1), max(cpu1, m1["totals"]["frames"] / c1)
             m2, s2, _ = run(f"w2-{r}", episodes, 2)
             fps2 = max(fps2, m2["totals"]["frames"] / s2)
+            shard1, shard2 = max(shard1, _shard_fps(m1)), max(shard2, _shard_fps(m2))
         # a pool's fixed cost, paid once per run: spawn, imports, scene build in each worker
         _, startup, _ = run("start", 2, 2, max_steps=1)
         rss = [sh["worker_peak_rss_mb"] for sh in m2["shards"]]
@@ -193,6 +199,8 @@ def bench_collect(quick: bool) -> dict[str, float]:
         out["collect_pool_startup_s"] = startup
         frames2 = m2["totals"]["frames"]
         out["collect_scaling_2workers_startup_excluded"] = frames2 / max(frames2 / fps2 - startup, 1e-9) / fps1
+        # each worker's own speed beside another vs alone (1.0: no contention for the machine)
+        out["collect_worker_speed_2_vs_1"] = shard2 / shard1
         out["worker_peak_rss_mb_first_shard"] = rss[0]
         out["worker_peak_rss_mb_last_shard"] = rss[-1]
 
