@@ -59,9 +59,10 @@ class EgoMotionEnv(gym.Env):
         renderer: "tiny" or "egl".
 
     Observation: Dict(rgb=(H, W, 3) uint8, motor=(4,) float32 ``MOTOR_FIELDS`` [, depth]).
-    Info: pose (x, y, yaw, pitch), scene_class, scene_class_id, scene_id, collided,
-    range (3,) metres of free space ahead (right, centre, left) (for scripted explorers), and the visible
-    object instances / categories with their pixel counts. Learners must not need info.
+    Info: pose (x, y, yaw, pitch), scene_class, scene_class_id, scene_id, collided (an obstacle
+    blocked this step's motion), range (3,) metres of free space ahead (right, centre, left),
+    measured 2 cm above the floor (for scripted explorers), and the visible object instances /
+    categories with their pixel counts. Learners must not need info.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
