@@ -192,12 +192,21 @@ class EgoMotionEnv(gym.Env):
         speed, yaw_rate, pitch_delta = self._command(action)
         sim, rig = self.sim, self.rig
         before = self._last_pose
-        # One velocity command per action, along the mid-action heading (an arc's chord):
-        # per-substep commands would cost more Python than the physics itself.
-        heading = before[2] + 0.5 * yaw_rate * self.control_dt
-        sim.p.resetBaseVelocity(rig, (speed * math.cos(heading), speed * math.sin(heading), 0.0), (0.0, 0.0, yaw_rate))
-        sim.step(self.substeps)
-        x, y, yaw, self._collided = self._settle()
+        if speed == 0.0:
+            # Turning on the spot: a cylinder spinning about its own axis sweeps no new space,
+            # so nothing can block it and physics has nothing to do (2 in 3 explorer steps).
+            x, y, yaw = before[0], before[1], math.remainder(before[2] + yaw_rate * self.control_dt, math.tau)
+            if yaw_rate != 0.0:
+                sim.p.resetBasePositionAndOrientation(rig, (x, y, RIG_HEIGHT / 2), _yaw_quaternion(yaw))
+            self._collided = False
+        else:
+            # One velocity command per action, along the mid-action heading (an arc's chord):
+            # per-substep commands would cost more Python than the physics itself.
+            heading = before[2] + 0.5 * yaw_rate * self.control_dt
+            velocity = (speed * math.cos(heading), speed * math.sin(heading), 0.0)
+            sim.p.resetBaseVelocity(rig, velocity, (0.0, 0.0, yaw_rate))
+            sim.step(self.substeps)
+            x, y, yaw, self._collided = self._settle()
         pitch = min(max(before[3] + pitch_delta, -PITCH_LIMIT), PITCH_LIMIT)
         self._last_pose = (x, y, yaw, pitch)
         obs, info = self._observe(self._odometry(before, self._last_pose))
