@@ -108,7 +108,6 @@ class EgoMotionEnv(gym.Env):
             raise ValueError(f"scene_classes {unknown} unknown; expected a subset of {list(SCENE_CLASSES)}")
         self.split = check_split(split)
         self.size, self.action_mode, self.scene_classes = int(size), action_mode, classes
-        self.step_forward, self.turn_angle, self.look_angle = step_forward, turn_angle, look_angle
         self.max_speed, self.max_yaw_rate = max_speed, max_yaw_rate
         self.control_dt, self.substeps = control_dt, int(substeps)
         self.motor_noise, self.motor_noise_floor = motor_noise, motor_noise_floor

@@ -6,7 +6,7 @@ import pytest
 
 from embodied.collect.explore import ExplorePolicy
 from embodied.envs import make, resolve
-from embodied.envs.ego_motion import DISCRETE_ACTIONS, RIG_RADIUS, EgoMotionEnv
+from embodied.envs.ego_motion import DISCRETE_ACTIONS, RIG_HEIGHT, RIG_RADIUS, EgoMotionEnv
 from embodied.envs.scenes import OBJECT_SCALE, SCENE_CLASSES
 from embodied.sim import objects
 
@@ -56,6 +56,28 @@ def test_forward_moves_forward_until_a_wall_stops_it(env):
     obs, _, _, _, info = env.step(DISCRETE_ACTIONS.index("turn_left"))
     assert not info["collided"]
     assert np.allclose(info["pose"][:2], [x, y], atol=1e-4)
+
+
+def test_sliding_along_a_wall_a_hair_away_is_not_a_collision(env):
+    """Bullet reports contacts up to 2 cm apart; only sinking into something blocks the rig."""
+    look_up = DISCRETE_ACTIONS.index("look_up")
+    for seed in range(20):
+        env.reset(seed=seed)
+        hx, _ = env.scene.half_size
+        x, y, yaw = hx - RIG_RADIUS - 0.002, 0.0, math.pi / 2  # 2 mm from the +x wall, facing along it
+        env.sim.p.resetBasePositionAndOrientation(
+            env.rig, (x, y, RIG_HEIGHT / 2), (0, 0, math.sin(yaw / 2), math.cos(yaw / 2))
+        )
+        env._last_pose = (x, y, yaw, 0.0)
+        if env.step(look_up)[4]["range"][1] > 1.0:
+            break
+    else:
+        pytest.fail("no seed with 1 m free along the wall")
+    obs, _, _, _, info = env.step(DISCRETE_ACTIONS.index("forward"))
+    assert env.sim.p.getContactPoints(bodyA=env.rig), "expected a reported contact with the wall"
+    assert not info["collided"]
+    assert obs["motor"][0] == pytest.approx(0.2, abs=0.01)
+    assert info["pose"][0] == pytest.approx(x, abs=1e-3)
 
 
 def test_range_finder_sees_the_lowest_objects_and_not_the_floor(env):
