@@ -74,5 +74,5 @@ def load_encoder(
     net = Trunk(TrunkConfig.from_dict(preset["trunk"]))
     state = {k[len("trunk.") :]: v for k, v in ckpt["model"].items() if k.startswith("trunk.")}
     net.load_state_dict(state)
-    meta = {"agent": preset["name"], "path": str(path), "step": int(ckpt["step"])}
+    meta = {"agent": preset["name"], "path": str(path), "step": int(ckpt["step"]), "options": preset.get("options", {})}
     return Encoder(net, meta).to(device)

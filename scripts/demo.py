@@ -6,9 +6,11 @@
     python scripts/demo.py --tiny          # a smoke run of every stage (the test suite uses it)
 
 Collects ego-motion video and grasp / push / poke / look interactions, trains
-`equivariant`, `slowness`, `curious` and `supervised` briefly, evaluates them
-beside the untrained `random` trunk on held-out objects and unseen rooms, and
-writes the report and rollout videos under --out.
+`equivariant`, `slowness`, `curious` and `supervised` (scene labels) briefly,
+evaluates them on held-out objects (sets `centric`, `shape`, `context`) and
+unseen rooms (`scenes`) beside the floors (pixels, colour histogram, the
+untrained `random` trunk) and the category ceiling, and writes the report and
+rollout videos under --out.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ SIZES = {
         "steps": 4,
         "batch": 16,
         "video_steps": 10,
-        "eval": ["--draws", "1"],
+        "eval": ["--draws", "1", "--sets", "centric", "scenes", "--ceiling-steps", "4"],
     },
     "small": {
         "data": {

@@ -1,11 +1,14 @@
 #!/usr/bin/env python
-"""Evaluate trained encoders against the untrained `random` baseline; write a report.
+"""Evaluate trained encoders beside floors and a supervised ceiling; write a report.
 
     python scripts/evaluate.py --ckpt runs/equivariant runs/curious --out runs/report
-    python scripts/evaluate.py --ckpt runs/*/checkpoint.pt --full          # the large benchmark
+    python scripts/evaluate.py --ckpt runs/*/checkpoint.pt --full          # the full-size sets
 
-Writes report.md (tables: rows = encoders), report.json, retrieval grids,
-an embedding plot and copies of the training loss curves into --out.
+Every encoder is scored on the same held-out images: the object sets `centric`, `shape`,
+`context` and the `scenes` set, beside the floors (8x8 pixels, colour histogram, the untrained
+`random` trunk) and the category ceiling (`supervised (category)`, trained here on views of
+train instances unless --no-ceiling; cached in <out>/ceiling). Writes report.md, report.json,
+a bar chart and a retrieval grid per set, and copies of the training loss curves into --out.
 """
 
 from __future__ import annotations
@@ -13,81 +16,115 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
+
+def _name(enc: torch.nn.Module, path: Path) -> str:
+    agent = enc.meta.get("agent", path.stem)
+    label = enc.meta.get("options", {}).get("label")
+    return f"{agent} ({label})" if agent == "supervised" and label else agent
 
 
 def main(argv: list[str] | None = None) -> int:
+    from embodied.eval.sets import SETS
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", nargs="*", default=[], type=Path, help="checkpoint files or run directories")
     ap.add_argument("--out", type=Path, default=Path("runs/report"), help="report directory (default: runs/report)")
-    ap.add_argument("--full", action="store_true", help="the large benchmark (default: the small one)")
+    ap.add_argument("--full", action="store_true", help="the full-size sets (default: the small ones)")
+    ap.add_argument("--sets", nargs="+", default=list(SETS), help=f"sets to score (default: {' '.join(SETS)})")
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     ap.add_argument("--draws", type=int, default=5, help="few-shot draws per setting (default: 5)")
-    ap.add_argument("--no-random", action="store_true", help="leave out the random baseline (default: include)")
+    ap.add_argument("--no-floors", action="store_true", help="leave out pixels, colour histogram and random")
+    ap.add_argument("--no-ceiling", action="store_true", help="do not train / score the category ceiling")
+    ap.add_argument("--ceiling-steps", type=int, default=None, help="ceiling training steps (default: by size)")
     args = ap.parse_args(argv)
 
-    from embodied.collect.benchmark import load_benchmark
     from embodied.encoder import load_encoder
+    from embodied.eval.ceiling import train_ceiling
     from embodied.eval.embed import embed
-    from embodied.eval.report import embedding_plot, evaluate_embeddings, markdown, retrieval_grid, write_json
-    from embodied.sim.objects import CATEGORIES
+    from embodied.eval.floors import floors
+    from embodied.eval.metrics import score_objects, score_scenes
+    from embodied.eval.report import Summary, bar_chart, markdown, order, retrieval_grid, slug, write_json
+    from embodied.eval.sets import describe, load_set
 
+    bad = [s for s in args.sets if s not in SETS]
+    if bad:
+        print(f"error: --sets = {' '.join(bad)}; expected names from {', '.join(SETS)}", file=sys.stderr)
+        return 2
+    if args.draws < 1:
+        print(f"error: --draws = {args.draws}; expected a positive integer", file=sys.stderr)
+        return 2
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    encoders = {}
+    encoders: dict[str, tuple[torch.nn.Module, Path | None]] = {}
     for path in args.ckpt:
         if not path.exists():
-            print(f"error: checkpoint {path} does not exist", file=sys.stderr)
+            print(f"error: --ckpt = {path}; expected an existing checkpoint file or run directory", file=sys.stderr)
             return 2
         try:
             enc = load_encoder(path, device=device)
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets one clear line
-            print(f"error: cannot load an encoder from {path}: {e}", file=sys.stderr)
+            print(f"error: --ckpt = {path}; expected a readable checkpoint ({e})", file=sys.stderr)
             return 2
-        name = enc.meta.get("agent", path.stem)
+        name = _name(enc, path)
         encoders[name if name not in encoders else f"{name} ({path})"] = (enc, path)
-    if not args.no_random:
-        trunk = next(iter(encoders.values()))[0].config.to_dict() if encoders else None
-        encoders = {"random": (load_encoder("random", device=device, trunk=trunk), None), **encoders}
+    trunk = next(iter(encoders.values()))[0].config.to_dict() if encoders else None
+    if not args.no_floors:
+        encoders.update({n: (f, None) for n, f in floors().items()})
+        encoders["random"] = (load_encoder("random", device=device, trunk=trunk), None)
+    size = "full" if args.full else "small"
+    if not args.no_ceiling:
+        dev = "cuda" if device.type == "cuda" else "cpu"
+        ckpt = train_ceiling(args.out / "ceiling", size, args.ceiling_steps, device=dev, trunk=trunk)
+        encoders["supervised (category)"] = (load_encoder(ckpt, device=device), args.out / "ceiling")
     if not encoders:
-        print("error: nothing to evaluate (no --ckpt and --no-random)", file=sys.stderr)
+        print(
+            "error: --ckpt = (none) with --no-floors and --no-ceiling; expected something to evaluate", file=sys.stderr
+        )
         return 2
 
-    size = "full" if args.full else "small"
-    objects = load_benchmark("objects", size)
-    scenes = load_benchmark("scenes", size)
+    sets = {name: load_set(name, size) for name in args.sets}
     args.out.mkdir(parents=True, exist_ok=True)
-    results, obj_embs, grids, curves = {}, {}, {}, []
-    for name, (enc, path) in encoders.items():
-        obj = embed(enc, objects["images"], progress=True, desc=f"{name}: objects")
-        scn = embed(enc, scenes["images"], progress=True, desc=f"{name}: scenes")
-        results[name] = evaluate_embeddings(obj, objects, scn, scenes, draws=args.draws)
-        obj_embs[name] = obj
-        slug = name.replace(" ", "_").replace("/", "_").replace("(", "").replace(")", "")
-        grids[name] = retrieval_grid(
-            objects["images"], obj, objects["instance"], args.out / f"retrieval_{slug}.png"
-        ).name
+    scores: dict = {name: {} for name in sets}
+    embs: dict = {name: {} for name in sets}
+    seconds: dict[str, float] = {}
+    for enc_name in order(list(encoders)):
+        enc, _ = encoders[enc_name]
+        t = time.perf_counter()
+        for set_name, data in sets.items():
+            z = embed(enc, data["images"], progress=True, desc=f"{enc_name}: {set_name}")
+            score = score_scenes if set_name == "scenes" else score_objects
+            scores[set_name][enc_name] = score(z, data, args.draws)
+            embs[set_name][enc_name] = z
+        seconds[enc_name] = round(time.perf_counter() - t, 2)
+    summary = Summary(scores)
+    pictures: dict[str, list[str]] = {}
+    for set_name, data in sets.items():
+        pics = [bar_chart(summary, set_name, args.out / f"bars_{set_name}.png").name]
+        labels = data["scene_class"] if set_name == "scenes" else data["instance"]
+        grid = retrieval_grid(data["images"], embs[set_name], labels, args.out / f"retrieval_{set_name}.png")
+        pictures[set_name] = [*pics, grid.name]
+    curves = []
+    for name, (_, path) in encoders.items():
         if path is not None:
             curve = (path if path.is_dir() else path.parent) / "loss_curve.png"
             if curve.exists():
-                shutil.copy(curve, args.out / f"loss_{slug}.png")
-                curves.append(f"loss_{slug}.png")
-    plot = embedding_plot(obj_embs, objects["category"], list(CATEGORIES), args.out / "embeddings_pca.png").name
+                shutil.copy(curve, args.out / f"loss_{slug(name)}.png")
+                curves.append(f"loss_{slug(name)}.png")
     meta = {
         "size": size,
         "device": str(device),
-        "objects": len(objects["images"]),
-        "scenes": len(scenes["images"]),
-        "grids": grids,
-        "plot": plot,
+        "sets": {name: describe(name, data) for name, data in sets.items()},
+        "eval_seconds": seconds,
+        "pictures": pictures,
         "curves": curves,
-        "encoders": {n: (str(p) if p else "untrained") for n, (_, p) in encoders.items()},
+        "encoders": {n: (str(p) if p else "built-in") for n, (_, p) in encoders.items()},
     }
-    (args.out / "report.md").write_text(markdown(results, meta))
-    write_json(results, meta, args.out / "report.json")
+    (args.out / "report.md").write_text(markdown(summary, meta))
+    write_json(summary, meta, args.out / "report.json")
     print((args.out / "report.md").read_text())
     print(f"report written to {args.out}")
     return 0

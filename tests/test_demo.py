@@ -18,10 +18,13 @@ def test_main_job_tiny_runs_every_stage(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report" / "report.json").read_text())
-    assert {"random", "equivariant", "slowness", "curious", "supervised"} <= set(report["results"])
-    assert (out / "report" / "report.md").exists() and (out / "report" / "embeddings_pca.png").exists()
+    encoders = {"pixels", "colour histogram", "random", "equivariant", "slowness", "curious"}
+    encoders |= {"supervised (scene_class_id)", "supervised (category)"}
+    assert set(report["results"]) == {"centric", "scenes"}
+    assert encoders == set(report["results"]["centric"]) == set(report["results"]["scenes"])
+    for pic in ("report.md", "bars_centric.png", "retrieval_centric.png", "bars_scenes.png"):
+        assert (out / "report" / pic).exists()
     for agent in ("equivariant", "slowness", "curious", "supervised"):
         assert (out / "runs" / agent / "checkpoint.pt").exists()
-        assert (out / "report" / f"retrieval_{agent}.png").exists()
     assert (out / "videos" / "ego_room.mp4").stat().st_size > 1000
     assert "report:" in proc.stdout

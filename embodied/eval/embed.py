@@ -15,7 +15,8 @@ def embed(
     """uint8 images (N, H, W, 3) -> (N, D) float32 embeddings on the encoder's device."""
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"images of shape {images.shape} and dtype {images.dtype}; expected (N, H, W, 3) uint8")
-    device = next(encoder.parameters()).device
+    param = next(encoder.parameters(), None)  # network-free floors have none: they run on the CPU
+    device = param.device if param is not None else torch.device("cpu")
     out = []
     for start in tqdm(range(0, len(images), batch), desc=desc, unit="batch", disable=not progress):
         chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + batch])).to(device, non_blocking=True)

@@ -1,7 +1,9 @@
-"""The evaluation report: tables in the papers' shape, retrieval grids, embedding plots.
+"""The evaluation report: one table per set with intervals, verdicts against the floors, pictures.
 
-Rows are encoders (``random`` first, ``supervised`` where trained), columns metrics.
-The Curious Robot's real-robot figures are quoted beside ours for orientation only.
+Rows are encoders in three roles: floors (``pixels``, ``colour histogram``: no network;
+``random``: the untrained trunk), learners (every trained agent), ceilings (``supervised ...``:
+trained on labels the learners never see). Every number is a mean over queries with its 95 %
+cluster-bootstrap interval; "A beats B" only when the paired interval of A - B excludes 0.
 """
 
 from __future__ import annotations
@@ -14,217 +16,259 @@ from typing import Any
 import numpy as np
 import torch
 
-from embodied.eval.classify import few_shot, knn_accuracy, linear_probe
-from embodied.eval.retrieval import recall_at_k, topk_neighbours
+from embodied.eval.bootstrap import ClusterBootstrap, Interval
+from embodied.eval.metrics import KS, PerQuery
+from embodied.eval.retrieval import topk_neighbours
 
-KS = (1, 5, 10, 20)
-SHOTS = (1, 6, 20)
+FLOORS = ("pixels", "colour histogram", "random")
+HEADLINE = {
+    "objects": ("instance R@1", "category R@1", "category linear", "category kNN", "category 5-shot"),
+    "scenes": ("scene linear", "scene kNN", "scene 5-shot"),
+}
 PAPER = {  # Pinto et al. ECCV 2016, real robot: (random init, robot-trained, ImageNet AlexNet)
     "instance Recall@1": (0.062, 0.720, 0.686),
     "category Recall@1": (0.150, 0.833, 0.854),
     "classification (Household / UW-RGBD / Caltech-256)": ("0.250 / 0.468 / 0.242", "0.354 / 0.693 / 0.317", "-"),
 }
 
-
-def object_split(instance: np.ndarray, per_category: int = 24) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks (train, test) over object views: probes train on half the held-out
-    instances of each category and are tested on the others (unseen instances)."""
-    index = instance % per_category
-    order = np.unique(index)
-    train_idx = set(order[: len(order) // 2].tolist())
-    train = np.isin(index, list(train_idx))
-    return train, ~train
+Scores = dict[str, dict[str, dict[str, PerQuery]]]  # set -> encoder -> metric -> per-query outcomes
 
 
-def scene_split(scene_id: np.ndarray, scene_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) masks over scene frames: the first half of each class's rooms train, the rest test."""
-    train = np.zeros(len(scene_id), bool)
-    for c in np.unique(scene_class):
-        rooms = list(dict.fromkeys(scene_id[scene_class == c].tolist()))
-        train |= (scene_class == c) & np.isin(scene_id, rooms[: max(1, len(rooms) // 2)])
-    return train, ~train
+def role(name: str, set_name: str = "centric") -> str:
+    """'floor', 'ceiling' or 'learner' on ``set_name``: a supervised encoder is the ceiling of the sets
+    its labels belong to (``category`` for object sets, a scene label for ``scenes``), a learner elsewhere."""
+    if name in FLOORS:
+        return "floor"
+    if name.startswith("supervised"):
+        label = name.partition("(")[2]
+        if ("scene" in label) == (set_name == "scenes") and label:
+            return "ceiling"
+    return "learner"
 
 
-def evaluate_embeddings(
-    obj: torch.Tensor, objects: dict[str, np.ndarray], scn: torch.Tensor, scenes: dict[str, np.ndarray], draws: int = 5
-) -> dict[str, Any]:
-    """All metrics for one encoder. obj: (N_o, D), scn: (N_s, D) embeddings of the two benchmark sets."""
-    dev = obj.device
-    inst = torch.as_tensor(objects["instance"], device=dev)
-    cat = torch.as_tensor(objects["category"], device=dev)
-    res: dict[str, Any] = {
-        "instance_recall": recall_at_k(obj, inst, KS),
-        "category_recall": recall_at_k(obj, cat, KS),
-    }
-    tr, te = (torch.as_tensor(m, device=dev) for m in object_split(objects["instance"]))
-    res["category_linear"] = linear_probe(obj[tr], cat[tr], obj[te], cat[te])
-    res["category_knn"] = knn_accuracy(obj[tr], cat[tr], obj[te], cat[te])
-    res["category_few_shot"] = few_shot(obj[tr], cat[tr], obj[te], cat[te], SHOTS, draws)
-    sdev = scn.device
-    sc = torch.as_tensor(scenes["scene_class"], device=sdev)
-    tr, te = (torch.as_tensor(m, device=sdev) for m in scene_split(scenes["scene_id"], scenes["scene_class"]))
-    res["scene_linear"] = linear_probe(scn[tr], sc[tr], scn[te], sc[te])
-    res["scene_knn"] = knn_accuracy(scn[tr], sc[tr], scn[te], sc[te])
-    res["scene_few_shot"] = few_shot(scn[tr], sc[tr], scn[te], sc[te], SHOTS, draws)
-    return res
+def headline(set_name: str) -> tuple[str, ...]:
+    return HEADLINE["scenes" if set_name == "scenes" else "objects"]
 
 
-def retrieval_grid(
-    images: np.ndarray, emb: torch.Tensor, labels: np.ndarray, path: Path, queries: int = 8, k: int = 5, seed: int = 0
-) -> Path:
-    """PNG: each row a query then its top-k neighbours, framed green (same label) or red."""
-    import cv2
+class Summary:
+    """Intervals and paired comparisons of :data:`Scores`, one bootstrap per (set, metric)."""
 
-    rng = np.random.default_rng(seed)
-    q = rng.choice(len(images), size=min(queries, len(images)), replace=False)
-    nn_idx = topk_neighbours(emb, k).cpu().numpy()
-    size = 96
-    pad = 4
+    def __init__(self, scores: Scores, draws: int = 2000, seed: int = 0) -> None:
+        self.scores = scores
+        self._boot: dict[tuple[str, str], ClusterBootstrap] = {}
+        self.draws, self.seed = draws, seed
 
-    def tile(img: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
-        big = cv2.resize(img, (size, size), interpolation=cv2.INTER_NEAREST)
-        return cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=color)
+    def bootstrap(self, set_name: str, metric: str) -> ClusterBootstrap:
+        key = (set_name, metric)
+        if key not in self._boot:
+            any_scores = next(s[metric] for s in self.scores[set_name].values() if metric in s)
+            self._boot[key] = ClusterBootstrap(any_scores.clusters, self.draws, self.seed)
+        return self._boot[key]
 
-    rows = []
-    for i in q:
-        cells = [tile(images[i], (255, 255, 255)), np.full((size + 2 * pad, 12, 3), 255, np.uint8)]
-        cells += [tile(images[j], (40, 200, 40) if labels[j] == labels[i] else (220, 40, 40)) for j in nn_idx[i]]
-        rows.append(np.concatenate(cells, axis=1))
-    grid = np.concatenate(rows, axis=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), grid[..., ::-1])
-    return path
+    def interval(self, set_name: str, encoder: str, metric: str) -> Interval:
+        return self.bootstrap(set_name, metric).interval(self.scores[set_name][encoder][metric].values)
+
+    def difference(self, set_name: str, a: str, b: str, metric: str) -> Interval:
+        s = self.scores[set_name]
+        return self.bootstrap(set_name, metric).difference(s[a][metric].values, s[b][metric].values)
+
+    def metrics(self, set_name: str) -> list[str]:
+        names: list[str] = []
+        for per in self.scores[set_name].values():
+            names += [m for m in per if m not in names]
+        return names
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            s: {e: {m: self.interval(s, e, m).to_dict() for m in per} for e, per in encs.items()}
+            for s, encs in self.scores.items()
+        }
 
 
-def embedding_plot(embs: dict[str, torch.Tensor], labels: np.ndarray, names: list[str], path: Path) -> Path:
-    """PCA of each encoder's object embeddings, coloured by category, one panel per encoder."""
+def _cell(iv: Interval) -> str:
+    return f"{iv.value:.3f} [{iv.lo:.3f}, {iv.hi:.3f}]"
+
+
+def _diff(iv: Interval) -> str:
+    return f"{iv.value:+.3f} [{iv.lo:+.3f}, {iv.hi:+.3f}]"
+
+
+def set_table(summary: Summary, set_name: str) -> list[str]:
+    """Markdown rows: one per encoder (floors, learners, ceilings), one column per metric."""
+    metrics = summary.metrics(set_name)
+    rows = ["| encoder | role | " + " | ".join(metrics) + " |", "|---" * (2 + len(metrics)) + "|"]
+    for enc in order(list(summary.scores[set_name]), set_name):
+        per = summary.scores[set_name][enc]
+        cells = [_cell(summary.interval(set_name, enc, m)) if m in per else "-" for m in metrics]
+        rows.append(f"| {enc} | {role(enc, set_name)} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def verdicts(summary: Summary) -> list[str]:
+    """Per learner: on each set, which floors it beats beyond noise and on which headline metrics,
+    where it falls below one, and whether the ceiling is still above it."""
+    lines = []
+    encoders = list(dict.fromkeys(e for encs in summary.scores.values() for e in encs))
+    for enc in [e for e in encoders if role(e) == "learner"]:
+        lines.append(f"- **{enc}**")
+        for set_name, encs in summary.scores.items():
+            if enc not in encs or role(enc, set_name) != "learner":
+                continue
+            others = [f for f in FLOORS if f in encs] + [c for c in encs if role(c, set_name) == "ceiling"]
+            parts = []
+            for other in others:
+                beats, below = [], []
+                for m in [m for m in headline(set_name) if m in encs[enc] and m in encs[other]]:
+                    d = summary.difference(set_name, enc, other, m)
+                    if d.excludes_zero():
+                        (beats if d.value > 0 else below).append(m)
+                text = f"beats {other} on {', '.join(beats)}" if beats else f"does not beat {other}"
+                parts.append(text + (f" (below on {', '.join(below)})" if below else ""))
+            lines.append(f"  - {set_name}: " + "; ".join(parts))
+    return lines
+
+
+def floor_check(summary: Summary) -> list[str]:
+    """Whether each set separates the untrained trunk from a ceiling (a set that cannot is broken)."""
+    lines = []
+    for set_name, encs in summary.scores.items():
+        ceilings = [e for e in encs if role(e, set_name) == "ceiling"]
+        if "random" not in encs or not ceilings:
+            continue
+        for c in ceilings:
+            sep = []
+            for m in headline(set_name):
+                if m in encs[c] and m in encs["random"]:
+                    d = summary.difference(set_name, c, "random", m)
+                    sep.append(f"{m} {_diff(d)}" + ("" if d.excludes_zero() else " (within noise)"))
+            lines.append(f"- {set_name}: {c} - random: " + "; ".join(sep))
+    return lines
+
+
+def bar_chart(summary: Summary, set_name: str, path: Path) -> Path:
+    """PNG: each encoder's headline metrics with 95 % intervals; floors grey, ceilings black-edged."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(embs), figsize=(4.2 * len(embs), 4.2), squeeze=False)
-    cmap = plt.get_cmap("tab20")
-    for ax, (name, z) in zip(axes[0], embs.items(), strict=True):
-        x = z.double().cpu()
-        x = x - x.mean(0)
-        _, _, v = torch.pca_lowrank(x, q=2, center=False)
-        p2 = (x @ v[:, :2]).numpy()
-        for c in np.unique(labels):
-            m = labels == c
-            ax.scatter(p2[m, 0], p2[m, 1], s=8, color=cmap(int(c) % 20), label=names[int(c)])
-        ax.set_title(name)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle("object embeddings (PCA), coloured by category")
+    encs = order(list(summary.scores[set_name]), set_name)
+    metrics = [m for m in headline(set_name) if m in summary.metrics(set_name)]
+    width = 0.8 / max(1, len(encs))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(metrics), 3.8))
+    cmap = plt.get_cmap("tab10")
+    greys = {"pixels": "0.75", "colour histogram": "0.6", "random": "0.45"}
+    for i, enc in enumerate(encs):
+        ivs = [summary.interval(set_name, enc, m) if m in summary.scores[set_name][enc] else None for m in metrics]
+        x = np.arange(len(metrics)) + (i - (len(encs) - 1) / 2) * width
+        vals = np.array([iv.value if iv else np.nan for iv in ivs])
+        err = np.array([[iv.value - iv.lo, iv.hi - iv.value] if iv else [0, 0] for iv in ivs]).T
+        color = greys.get(enc, cmap(i % 10))
+        edge = "black" if role(enc, set_name) == "ceiling" else None
+        ax.bar(x, vals, width, yerr=err, capsize=2, color=color, edgecolor=edge, label=enc)
+    ax.set_xticks(np.arange(len(metrics)), metrics, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score (95 % interval)")
+    ax.set_title(f"{set_name}: floors (grey), learners, ceilings (black edge)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, tuple):
-        return f"{v[0]:.3f} ± {v[1]:.3f}"
-    return f"{v:.3f}"
+def retrieval_grid(
+    images: np.ndarray,
+    embs: dict[str, torch.Tensor],
+    labels: np.ndarray,
+    path: Path,
+    queries: int = 4,
+    k: int = 5,
+    seed: int = 0,
+) -> Path:
+    """PNG: per encoder a block of rows, each a query then its top-k neighbours framed green (same
+    label) or red; every encoder gets the same queries. The encoder's name heads its block."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    q = rng.choice(len(images), size=min(queries, len(images)), replace=False)
+    size, pad = 80, 3
+    cell = size + 2 * pad
+
+    def tile(img: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
+        big = cv2.resize(img, (size, size), interpolation=cv2.INTER_NEAREST)
+        return cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=color)
+
+    width = cell * (k + 1) + 12
+    blocks = []
+    for name, emb in embs.items():
+        head = np.full((18, width, 3), 255, np.uint8)
+        cv2.putText(head, name, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        nn_idx = topk_neighbours(emb, k).cpu().numpy()
+        rows = [head]
+        for i in q:
+            cells = [tile(images[i], (255, 255, 255)), np.full((cell, 12, 3), 255, np.uint8)]
+            cells += [tile(images[j], (40, 200, 40) if labels[j] == labels[i] else (220, 40, 40)) for j in nn_idx[i]]
+            rows.append(np.concatenate(cells, axis=1))
+        blocks.append(np.concatenate(rows, axis=0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.concatenate(blocks, axis=0)[..., ::-1])
+    return path
 
 
-def _paired_table(
-    results: dict[str, dict[str, Any]], keys: tuple[str, str], headers: tuple[str, str], columns: Sequence[int]
-) -> list[str]:
-    """Markdown rows: one per encoder, ``columns`` of ``results[name][keys[0]]`` then of ``keys[1]``."""
-    head = [h.format(c) for h in headers for c in columns]
-    rows = ["| encoder | " + " | ".join(head) + " |", "|---" * (1 + len(head)) + "|"]
-    for name, r in results.items():
-        rows.append(f"| {name} | " + " | ".join(_fmt(r[key][c]) for key in keys for c in columns) + " |")
-    return rows
-
-
-def headline(results: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """One flat {metric: value} per encoder, for comparisons against ``random``."""
-    out = {}
-    for name, r in results.items():
-        row = {f"instance R@{k}": r["instance_recall"][k] for k in KS}
-        row.update({f"category R@{k}": r["category_recall"][k] for k in KS})
-        for key in ("category_linear", "category_knn", "scene_linear", "scene_knn"):
-            row[key.replace("_", " ")] = r[key]
-        for kind in ("category", "scene"):
-            row.update({f"{kind} {n}-shot": r[f"{kind}_few_shot"][n][0] for n in SHOTS})
-        out[name] = row
-    return out
-
-
-def verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
-    """One line per trained encoder: the metrics on which it beats the untrained ``random`` trunk."""
-    if "random" not in results:
-        return []
-    flat = headline(results)
-    lines = []
-    for name, row in flat.items():
-        if name == "random":
-            continue
-        better = [m for m, v in row.items() if v > flat["random"][m]]
-        lines.append(
-            f"- **{name}** beats random on {len(better)} of {len(row)} metrics"
-            + (f": {', '.join(better)}" if better else " (on none: no gain at this size)")
-        )
-    return lines
-
-
-def markdown(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
-    """report.md text: retrieval (Table 2 shape), classification (Table 1 shape), few-shot."""
-    lines = ["# Evaluation report", ""]
+def markdown(summary: Summary, meta: dict[str, Any]) -> str:
+    """report.md: sets, verdicts, one table per set, the paper's numbers, pictures."""
+    lines = ["# Evaluation report", "", f"Device: {meta.get('device', '?')}. Sets ({meta.get('size', '?')}):", ""]
+    lines += [f"- {line}" for line in meta.get("sets", {}).values()]
     lines += [
-        f"Benchmark: {meta['objects']} views of held-out object instances, {meta['scenes']} ego-motion "
-        f"frames of unseen rooms ({meta['size']} set). Device: {meta['device']}.",
+        "",
+        "Every number: mean over queries [95 % cluster-bootstrap interval, resampling instances for object "
+        "sets and rooms for scenes]. A beats B only when the paired interval of A - B excludes 0.",
         "",
     ]
-    summary = verdicts(results)
-    if summary:
-        lines += ["## Against the untrained trunk", "", *summary, ""]
-    lines += ["## Retrieval (Recall@k, cosine, query excluded)", ""]
-    lines += _paired_table(results, ("instance_recall", "category_recall"), ("inst R@{}", "cat R@{}"), KS)
+    check = floor_check(summary)
+    if check:
+        lines += ["## Does each set separate the untrained trunk from a ceiling?", "", *check, ""]
+    lines += ["## Verdicts: which floors each learner beats beyond noise (headline metrics)", ""]
+    lines += (verdicts(summary) or ["- no learner was evaluated"]) + [""]
+    for set_name in summary.scores:
+        lines += [f"## {set_name}", ""]
+        if set_name != "scenes":
+            lines += [
+                f"instance R@k: another view of the query's instance among its k nearest; category R@k: its "
+                f"category, every view of its own instance out of the gallery (k in {list(KS)}). Probes: "
+                "fitted on half of each category's held-out instances, tested on the others.",
+                "",
+            ]
+        else:
+            lines += ["Probes fitted on half of each class's rooms, tested on the other rooms.", ""]
+        lines += set_table(summary, set_name) + [""]
+        for pic in meta.get("pictures", {}).get(set_name, []):
+            lines.append(f"![{pic}]({pic})")
+        lines.append("")
     lines += [
-        "",
-        "## Classification (frozen embeddings; probes trained on other instances / rooms)",
-        "",
-        "| encoder | category linear | category kNN | scene linear | scene kNN |",
-        "|---|---|---|---|---|",
-    ]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {_fmt(r['category_linear'])} | {_fmt(r['category_knn'])} | "
-            f"{_fmt(r['scene_linear'])} | {_fmt(r['scene_knn'])} |"
-        )
-    lines += ["", "## Few-shot (linear probe, n labelled examples per class, mean ± std over draws)", ""]
-    lines += _paired_table(
-        results, ("category_few_shot", "scene_few_shot"), ("category {}-shot", "scene {}-shot"), SHOTS
-    )
-    lines += [
-        "",
         "## For orientation: the Curious Robot paper's real-robot numbers (not ours, not simulation)",
         "",
         "| metric | random init | robot-trained | ImageNet AlexNet |",
         "|---|---|---|---|",
     ]
-    for metric, vals in PAPER.items():
-        lines.append(f"| {metric} | " + " | ".join(str(v) for v in vals) + " |")
-    lines += ["", "## Pictures", ""]
-    for name in results:
-        lines.append(f"- `{meta['grids'][name]}`: {name}, instance retrieval (green = same instance)")
-    lines.append(f"- `{meta['plot']}`: embeddings coloured by category")
-    for curve in meta.get("curves", []):
-        lines.append(f"- `{curve}`: training loss")
+    lines += [f"| {m} | " + " | ".join(str(v) for v in vals) + " |" for m, vals in PAPER.items()]
+    if meta.get("curves"):
+        lines += ["", "## Training curves", "", *[f"![{c}]({c})" for c in meta["curves"]]]
     return "\n".join(lines) + "\n"
 
 
-def write_json(results: dict[str, dict[str, Any]], meta: dict[str, Any], path: Path) -> None:
-    def clean(x: Any) -> Any:
-        if isinstance(x, dict):
-            return {str(k): clean(v) for k, v in x.items()}
-        if isinstance(x, tuple):
-            return {"mean": x[0], "std": x[1]}
-        return x
+def write_json(summary: Summary, meta: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps({"meta": meta, "results": summary.to_dict()}, indent=1))
 
-    path.write_text(json.dumps({"meta": meta, "results": clean(results)}, indent=1))
+
+def slug(name: str) -> str:
+    """A file-name-safe form of an encoder name."""
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name).strip("_")
+
+
+def order(names: Sequence[str], set_name: str = "centric") -> list[str]:
+    """Floors first (in FLOORS order), then learners, then ceilings (of ``set_name``)."""
+    rank = {"floor": 0, "learner": 1, "ceiling": 2}
+    return sorted(names, key=lambda n: (rank[role(n, set_name)], FLOORS.index(n) if n in FLOORS else 0))

@@ -136,29 +136,95 @@ def topk_neighbours_faiss(emb: torch.Tensor, k: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(rows)).to(emb.device)
 
 
+def topk_neighbours_outside(emb: torch.Tensor, groups: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
+    """Indices (N, k) of each row's k most cosine-similar rows of *other* groups (exact, float32).
+
+    groups: (N,) ints; every row sharing the query's group (itself included) is out of its gallery.
+    """
+    z = F.normalize(emb.float(), dim=1)
+    out = torch.empty(z.shape[0], k, dtype=torch.long, device=z.device)
+    for start in range(0, z.shape[0], chunk):
+        sim = z[start : start + chunk] @ z.T
+        sim.masked_fill_(groups[start : start + chunk, None] == groups[None, :], -float("inf"))
+        out[start : start + chunk] = _topk(sim, k)
+    return out
+
+
+def hits_at_k(
+    emb: torch.Tensor,
+    labels: torch.Tensor | np.ndarray,
+    ks: Sequence[int] = (1, 5, 10, 20),
+    groups: torch.Tensor | np.ndarray | None = None,
+    backend: str = "torch",
+    bf16: bool | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-query retrieval outcomes: hits (N, len(ks)) bool, whether a same-label item is among the
+    query's k nearest gallery items, and valid (N,) bool, whether the query has any possible hit.
+
+    The gallery of a query is every other item; with ``groups`` (N,) (e.g. instance ids, for
+    category retrieval across instances) every item of the query's own group is removed as well.
+    Ties in similarity are broken by a fixed random order of the items, not by their index, so a
+    constant encoder scores chance rather than whatever the item order favours.
+    """
+    perm = torch.from_numpy(np.random.default_rng(0).permutation(emb.shape[0])).to(emb.device)
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(len(perm), device=perm.device)
+    labels = torch.as_tensor(labels, device=emb.device)
+    if groups is not None:
+        groups = torch.as_tensor(groups, device=emb.device)[perm] if len(groups) == len(perm) else groups
+    hits, valid = _hits_at_k(emb[perm], labels[perm] if len(labels) == len(perm) else labels, ks, groups, backend, bf16)
+    return hits[inverse], valid[inverse]
+
+
+def _hits_at_k(
+    emb: torch.Tensor,
+    labels: torch.Tensor,
+    ks: Sequence[int],
+    groups: torch.Tensor | None,
+    backend: str,
+    bf16: bool | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    ks = [int(k) for k in ks]
+    _check(emb, labels, ks)
+    if backend not in ("torch", "faiss"):
+        raise ValueError(f"backend={backend!r}; expected 'torch' or 'faiss'")
+    kmax = max(ks)
+    lab = torch.unique(labels, return_inverse=True)[1]
+    same_label = torch.bincount(lab)[lab]  # items with the query's label, itself included
+    if groups is None:
+        nn_idx = topk_neighbours(emb, kmax, bf16=bf16) if backend == "torch" else topk_neighbours_faiss(emb, kmax)
+        valid = same_label > 1
+    else:
+        groups = torch.as_tensor(groups, device=emb.device)
+        if groups.shape != labels.shape:
+            raise ValueError(f"groups of shape {tuple(groups.shape)}; expected {tuple(labels.shape)}")
+        grp = torch.unique(groups, return_inverse=True)[1]
+        gallery = emb.shape[0] - torch.bincount(grp).max().item()
+        if kmax > gallery:
+            raise ValueError(f"k={kmax}; expected k <= the smallest gallery ({gallery} items outside a group)")
+        nn_idx = topk_neighbours_outside(emb, grp, kmax)
+        pair = lab * (int(grp.max()) + 1) + grp
+        same_pair = torch.bincount(pair)[pair]  # items with the query's label in its own group
+        valid = same_label - same_pair > 0
+    if not valid.any():
+        raise ValueError("no label occurs twice in any query's gallery: Recall@k is undefined")
+    found = (labels[nn_idx] == labels[:, None]).cummax(1).values  # (N, kmax): a hit within the first j+1
+    return found[:, [k - 1 for k in ks]], valid
+
+
 def recall_at_k(
     emb: torch.Tensor,
     labels: torch.Tensor | np.ndarray,
     ks: Sequence[int] = (1, 5, 10, 20),
     backend: str = "torch",
     bf16: bool | None = None,
+    groups: torch.Tensor | np.ndarray | None = None,
 ) -> dict[int, float]:
     """Recall@k: the share of queries with at least one same-label item among their k nearest others.
 
     emb: (N, D) embeddings (cosine similarity); labels: (N,) ints. Queries whose label
     occurs only once (no possible hit) are left out, as is usual. bf16: see :func:`topk_neighbours`
-    (None: automatic; the answer is the float32 one either way).
+    (None: automatic; the answer is the float32 one either way). groups: see :func:`hits_at_k`.
     """
-    labels = torch.as_tensor(labels, device=emb.device)
-    ks = [int(k) for k in ks]
-    _check(emb, labels, ks)
-    if backend not in ("torch", "faiss"):
-        raise ValueError(f"backend={backend!r}; expected 'torch' or 'faiss'")
-    kmax = max(ks)
-    nn_idx = topk_neighbours(emb, kmax, bf16=bf16) if backend == "torch" else topk_neighbours_faiss(emb, kmax)
-    hits = labels[nn_idx] == labels[:, None]  # (N, kmax)
-    counts = torch.bincount(labels - labels.min())
-    valid = counts[labels - labels.min()] > 1
-    if not valid.any():
-        raise ValueError("no label occurs twice: Recall@k is undefined")
-    return {k: hits[valid, :k].any(1).double().mean().item() for k in ks}
+    hits, valid = hits_at_k(emb, labels, ks, groups, backend, bf16)
+    return {int(k): hits[valid, i].double().mean().item() for i, k in enumerate(ks)}

@@ -6,7 +6,7 @@ machine builds the same mesh bytes, texture bytes and physical properties.
 
 Contents:
 
-- ``CATEGORIES`` (fixed order; ``category_id`` is the position) x ``INSTANCES_PER_CATEGORY`` = 24.
+- ``CATEGORIES`` (fixed order; ``category_id`` is the position) x ``INSTANCES_PER_CATEGORY`` = 32.
 - Surfaces of revolution with random profile parameters: cup, bowl, bottle, vase, plate, can,
   ball, torus; cuboids: box, brick; meshes shipped in ``pybullet_data`` (decimated to a few hundred
   triangles, re-centred, z up): duck, teddy, mug, bunny, varied per instance by scale and colour.
@@ -15,8 +15,12 @@ Contents:
   profile (see ``_PROFILES``): teddy, ball (foam), duck, torus (rubber) are soft; brick, mug, vase,
   plate, can are hard, so a poke gives each category its own force profile.
 
-Split rule: instance ``index % HELDOUT_EVERY == HELDOUT_EVERY - 1`` (i.e. index 4, 9, 14, 19) is
-``"heldout"``, every other index is ``"train"``: 4 of 24 per category (17 %, "about 20 %").
+Split rule: among the first ``TRAIN_POOL`` = 24 indices, ``index % HELDOUT_EVERY == HELDOUT_EVERY - 1``
+(4, 9, 14, 19) is ``"heldout"`` and every other index ``"train"`` (20 per category); indices 24..31 are
+all ``"heldout"``. So each category has 20 train and 12 held-out instances: the evaluation probes
+train on 6 held-out instances of a category and test on the other 6. The train instances are the
+library's first version unchanged (same meshes, textures and physics: an instance depends only
+on ``(category, index)``).
 
 Frames: z up; an object's origin (= its centre of mass, = pybullet's base position) is at mid-height
 of its axis-aligned bounding box at rest, so to put it on a surface at height ``h`` use
@@ -67,7 +71,8 @@ CATEGORIES: tuple[str, ...] = (
     "mug",
     "bunny",
 )
-INSTANCES_PER_CATEGORY: int = 24
+INSTANCES_PER_CATEGORY: int = 32
+TRAIN_POOL: int = 24  # indices below this follow the every-5th rule; the rest are held out
 HELDOUT_EVERY: int = 5
 SPLITS = ("train", "heldout", "all")
 
@@ -357,12 +362,12 @@ def _category_id(category: str | int) -> int:
 
 
 def split_of(index: int) -> str:
-    """``"heldout"`` for instance indices with ``index % HELDOUT_EVERY == HELDOUT_EVERY - 1``, else ``"train"``."""
-    return "heldout" if index % HELDOUT_EVERY == HELDOUT_EVERY - 1 else "train"
+    """``"heldout"`` for ``index >= TRAIN_POOL`` or ``index % HELDOUT_EVERY == HELDOUT_EVERY - 1``, else ``"train"``."""
+    return "heldout" if index >= TRAIN_POOL or index % HELDOUT_EVERY == HELDOUT_EVERY - 1 else "train"
 
 
 def object_spec(category: str | int, index: int) -> ObjectSpec:
-    """The instance ``index`` (0..23) of ``category`` (name or id); writes its assets to the cache once."""
+    """The instance ``index`` (0..31) of ``category`` (name or id); writes its assets to the cache once."""
     cid = _category_id(category)
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
         raise ValueError(f"instance index {index!r} is not an integer")
@@ -545,6 +550,7 @@ __all__ = [
     "HELDOUT_EVERY",
     "InstancePool",
     "INSTANCES_PER_CATEGORY",
+    "TRAIN_POOL",
     "ObjectSpec",
     "instances",
     "object_spec",

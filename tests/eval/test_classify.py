@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 import torch
 
-from embodied.eval.classify import few_shot, knn_accuracy, linear_probe
+from embodied.eval.classify import few_shot_correct, knn_accuracy, linear_probe, linear_probe_predict
 
 
 def blobs(n_per=30, classes=4, dim=8, spread=0.3, seed=0):
@@ -38,17 +39,26 @@ def test_knn_hand_example():
     assert knn_accuracy(train, labels, torch.tensor([[1.0, 0.1]]), torch.tensor([0]), k=3) == 1.0
 
 
-def test_few_shot_reports_mean_and_spread_and_improves_with_shots():
+def test_few_shot_improves_with_shots_and_scores_each_query():
     x, y = blobs(n_per=40, spread=2.0)
     xt, yt = blobs(n_per=40, spread=2.0, seed=5)
-    res = few_shot(x, y, xt, yt, shots=(1, 20), draws=4)
-    assert set(res) == {1, 20}
-    assert res[20][0] >= res[1][0]
-    assert all(0.0 <= m <= 1.0 and s >= 0.0 for m, s in res.values())
-    assert res[1][1] > 0.0  # different draws give different accuracies
+    one = few_shot_correct(x, y, xt, yt, n=1, draws=4)
+    twenty = few_shot_correct(x, y, xt, yt, n=20, draws=4)
+    assert one.shape == twenty.shape == (len(yt),)
+    assert twenty.mean() >= one.mean()
+    # each query's score is the share of the 4 draws that got it right
+    assert set(np.unique(one * 4)) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+    assert 0.0 < one.mean() < 1.0
 
 
-def test_few_shot_is_seeded():
-    x, y = blobs(spread=2.0)
-    assert few_shot(x, y, x, y, shots=(1,), draws=3, seed=7) == few_shot(x, y, x, y, shots=(1,), draws=3, seed=7)
+def test_few_shot_matches_probes_fitted_by_hand():
+    x, y = blobs(n_per=10, spread=2.0)
+    xt, yt = blobs(n_per=10, spread=2.0, seed=3)
+    got = few_shot_correct(x, y, xt, yt, n=2, draws=3, seed=7)
+    rng = np.random.default_rng([7, 2])
+    want = np.zeros(len(yt))
+    for _ in range(3):
+        pick = np.concatenate([rng.permutation(np.flatnonzero(y.numpy() == c))[:2] for c in np.unique(y.numpy())])
+        want += (linear_probe_predict(x[pick], y[pick], xt) == yt).numpy()
+    np.testing.assert_allclose(got, want / 3)
     assert linear_probe(x, y, x, y) == pytest.approx(linear_probe(x, y, x, y))

@@ -6,83 +6,85 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from embodied.eval.report import evaluate_embeddings, markdown, object_split, retrieval_grid, scene_split
+from embodied.eval.metrics import PerQuery
+from embodied.eval.report import Summary, bar_chart, markdown, retrieval_grid, role, verdicts
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def fake_sets(n_inst=8, views=4, classes=4, rooms=4, frames=3):
-    inst = np.repeat(np.array([c * 24 + i for c in range(2) for i in (4, 9, 14, 19)][:n_inst]), views)
-    objects = {"instance": inst, "category": inst // 24, "images": np.zeros((len(inst), 8, 8, 3), np.uint8)}
-    sc = np.repeat(np.arange(classes), rooms * frames)
-    sid = np.repeat(np.arange(classes * rooms), frames)
-    scenes = {"scene_class": sc, "scene_id": sid}
-    return objects, scenes
+def scores(gap=0.3, n=400, seed=0):
+    """Per-query outcomes on one object set: a learner ``gap`` above random, and one tied with it."""
+    rng = np.random.default_rng(seed)
+    clusters = np.repeat(np.arange(n // 4), 4)
+    base = (rng.random(n) < 0.3).astype(float)
+    better = np.maximum(base, (rng.random(n) < gap).astype(float))
+    per = {
+        "random": base,
+        "pixels": base,
+        "colour histogram": base,
+        "good": better,
+        "tied": base.copy(),
+        "supervised (category)": np.ones(n),
+    }
+    return {"centric": {e: {m: PerQuery(v, clusters) for m in ("category R@1", "category kNN")} for e, v in per.items()}}
 
 
-def test_splits_hold_out_instances_and_rooms():
-    objects, scenes = fake_sets()
-    tr, te = object_split(objects["instance"])
-    assert not set(objects["instance"][tr]) & set(objects["instance"][te])
-    assert set(objects["category"][tr]) == set(objects["category"][te])
-    tr, te = scene_split(scenes["scene_id"], scenes["scene_class"])
-    assert not set(scenes["scene_id"][tr]) & set(scenes["scene_id"][te])
-    assert set(scenes["scene_class"][tr]) == set(scenes["scene_class"][te])
+def test_roles_follow_the_labels_a_supervised_encoder_saw():
+    assert role("random") == "floor" and role("pixels") == "floor"
+    assert role("supervised (category)", "centric") == "ceiling"
+    assert role("supervised (category)", "scenes") == "learner"
+    assert role("supervised (scene_class_id)", "scenes") == "ceiling"
+    assert role("curious", "centric") == "learner"
 
 
-def test_perfect_embeddings_score_one_and_report_renders(tmp_path):
-    objects, scenes = fake_sets()
-    obj = torch.nn.functional.one_hot(torch.as_tensor(objects["instance"]) % 97, 97).float()
-    obj[:, :2] += torch.nn.functional.one_hot(torch.as_tensor(objects["category"]), 2).float() * 0.5
-    scn = torch.nn.functional.one_hot(torch.as_tensor(scenes["scene_class"]), 4).float()
-    res = evaluate_embeddings(obj, objects, scn, scenes, draws=2)
-    assert res["instance_recall"][1] == 1.0
-    assert res["scene_linear"] == 1.0 and res["scene_knn"] == 1.0
-    meta = {"size": "tiny", "device": "cpu", "objects": 32, "scenes": 48, "grids": {"x": "g.png"}, "plot": "p.png"}
-    text = markdown({"x": res}, meta)
-    assert "| x | 1.000" in text and "real-robot" in text
-    grid = retrieval_grid(
-        np.random.default_rng(0).integers(0, 255, (32, 8, 8, 3), dtype=np.uint8),
-        obj,
-        objects["instance"],
-        tmp_path / "grid.png",
-        queries=3,
-        k=4,
+def test_verdicts_say_beats_only_beyond_noise():
+    lines = "\n".join(verdicts(Summary(scores(), draws=500)))
+    assert "**good**" in lines and "beats random on category R@1, category kNN" in lines
+    tied = lines.split("**tied**")[1]
+    assert "does not beat random" in tied and "beats" not in tied.replace("does not beat", "")
+    assert "does not beat supervised (category)" in lines  # the ceiling stays above the learners
+
+
+def test_report_renders_tables_with_intervals_and_pictures(tmp_path):
+    summary = Summary(scores(), draws=300)
+    meta = {"size": "small", "device": "cpu", "sets": {"centric": "centric: 400 images"}, "pictures": {}}
+    text = markdown(summary, meta)
+    assert "| good | learner | " in text and "| supervised (category) | ceiling | 1.000 [1.000, 1.000]" in text
+    assert "centric: 400 images" in text and "real-robot" in text and "N of 18" not in text
+    assert "supervised (category) - random" in text  # the set-separation check
+    png = bar_chart(summary, "centric", tmp_path / "bars.png")
+    assert png.stat().st_size > 1000
+    imgs = np.random.default_rng(0).integers(0, 255, (32, 8, 8, 3), dtype=np.uint8)
+    labels = np.repeat(np.arange(8), 4)
+    embs = {"a": torch.randn(32, 4), "b": torch.randn(32, 4)}
+    assert retrieval_grid(imgs, embs, labels, tmp_path / "g.png", queries=3, k=4).stat().st_size > 100
+
+
+def run_evaluate(*args):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "evaluate.py"), *map(str, args)], capture_output=True, text=True
     )
-    assert grid.exists() and grid.stat().st_size > 100
 
 
-def test_evaluate_cli_names_a_missing_checkpoint(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "evaluate.py"),
-            "--ckpt",
-            str(tmp_path / "nope.pt"),
-            "--out",
-            str(tmp_path / "r"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+def test_evaluate_cli_names_a_missing_or_bad_checkpoint(tmp_path):
+    out = run_evaluate("--ckpt", tmp_path / "nope.pt", "--out", tmp_path / "r")
     assert out.returncode == 2 and "nope.pt" in out.stderr and "Traceback" not in out.stderr
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--ckpt", str(bad), "--out", str(tmp_path / "r")],
-        capture_output=True,
-        text=True,
-    )
+    out = run_evaluate("--ckpt", bad, "--out", tmp_path / "r")
     assert out.returncode == 2 and "bad.pt" in out.stderr and "Traceback" not in out.stderr
+    out = run_evaluate("--sets", "faces", "--out", tmp_path / "r")
+    assert out.returncode == 2 and "faces" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_evaluate_cli_random_baseline_end_to_end(tmp_path):
-    subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "evaluate.py"), "--out", str(tmp_path / "r"), "--draws", "1"],
-        check=True,
-        capture_output=True,
-    )
+def test_evaluate_cli_floors_end_to_end(tmp_path):
+    out = run_evaluate("--out", tmp_path / "r", "--draws", "1", "--no-ceiling", "--sets", "shape", "scenes")
+    assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert "random" in report["results"]
-    assert (tmp_path / "r" / "report.md").exists() and (tmp_path / "r" / "retrieval_random.png").exists()
-    assert (tmp_path / "r" / "embeddings_pca.png").exists()
+    assert set(report["results"]) == {"shape", "scenes"}
+    assert {"pixels", "colour histogram", "random"} == set(report["results"]["shape"])
+    iv = report["results"]["shape"]["random"]["instance R@1"]
+    assert iv["lo"] <= iv["value"] <= iv["hi"]
+    for pic in ("bars_shape.png", "retrieval_shape.png", "bars_scenes.png", "report.md"):
+        assert (tmp_path / "r" / pic).exists()
+    assert "rendered in" in (tmp_path / "r" / "report.md").read_text()
