@@ -18,7 +18,7 @@ import numpy as np
 import pybullet as p
 from gymnasium import spaces
 
-from embodied.envs.scenes import SCENE_CLASSES, Scene, build_scene
+from embodied.envs.scenes import SCENE_CLASSES, SCENE_STYLES, Scene, build_scene
 from embodied.envs.validate import check_action, check_positive_int, check_split
 from embodied.sim import BulletSim, Camera, look_at, mounted_view
 
@@ -35,6 +35,8 @@ BLOCKED_DEPTH = 5e-4  # m of penetration that counts as a collision
 
 DISCRETE_ACTIONS = ("forward", "turn_left", "turn_right", "look_up", "look_down")
 MOTOR_FIELDS = ("forward_m", "lateral_m", "yaw_rad", "pitch_rad")
+# Most objects any room holds: the visible_* infos are padded to it (fixed shapes, so vector envs stack them)
+MAX_VISIBLE = max(style.n_objects[1] for style in SCENE_STYLES.values())
 
 
 def _yaw_quaternion(yaw: float) -> tuple[float, float, float, float]:
@@ -59,10 +61,25 @@ class EgoMotionEnv(gym.Env):
         renderer: "tiny" or "egl".
 
     Observation: Dict(rgb=(H, W, 3) uint8, motor=(4,) float32 ``MOTOR_FIELDS`` [, depth]).
-    Info: pose (x, y, yaw, pitch), scene_class, scene_class_id, scene_id, collided (an obstacle
-    blocked this step's motion), range (3,) metres of free space ahead (right, centre, left),
-    measured 2 cm above the floor (for scripted explorers), and the visible object instances /
-    categories with their pixel counts. Learners must not need info.
+
+    Info (the same keys and shapes after every reset and step, whatever is in view, so
+    ``gymnasium.vector`` can stack them; K = ``MAX_VISIBLE``, the most objects a room holds):
+
+    ====================== ============ =======================================================
+    pose                   (4,) float32 x (m), y (m), yaw (rad), pitch (rad) of the rig
+    scene_class            str          one of ``SCENE_CLASSES``
+    scene_class_id         int          its index in ``SCENE_CLASSES``
+    scene_id               int          the room's generator seed
+    collided               bool         an obstacle blocked this step's motion
+    range                  (3,) float32 metres of free space ahead (right, centre, left), 2 cm
+                                        above the floor, at most ``RANGE_MAX`` (for scripted explorers)
+    n_visible              int          n: object instances seen in this frame
+    visible_instances      (K,) int64   their library uids, -1 after the first n
+    visible_categories     list of K str their categories, "" after the first n
+    visible_pixels         (K,) int64   pixels each covers in the frame, -1 after the first n
+    ====================== ============ =======================================================
+
+    Learners must not need info.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -276,6 +293,7 @@ class EgoMotionEnv(gym.Env):
         return obs, self._info(ranges, frame.seg)
 
     def _info(self, ranges: np.ndarray, seg: np.ndarray) -> dict:
+        """The info dict (see the class docstring): fixed shapes, visible objects padded to ``MAX_VISIBLE``."""
         assert self.scene is not None
         counts = np.bincount(seg.ravel() + 1).tolist()  # index 0 = background (-1)
         n = len(counts)
@@ -283,7 +301,8 @@ class EgoMotionEnv(gym.Env):
             (uid, category, counts[body + 1])
             for body, (uid, category) in self.scene.object_bodies.items()
             if body + 1 < n and counts[body + 1]
-        ]
+        ][:MAX_VISIBLE]
+        pad = MAX_VISIBLE - len(visible)
         return {
             "pose": np.array(self._last_pose, dtype=np.float32),
             "scene_class": self.scene.scene_class,
@@ -291,9 +310,10 @@ class EgoMotionEnv(gym.Env):
             "scene_id": self.scene.scene_id,
             "collided": self._collided,
             "range": ranges,
-            "visible_instances": np.array([v[0] for v in visible], dtype=np.int64),
-            "visible_categories": [v[1] for v in visible],
-            "visible_pixels": np.array([v[2] for v in visible], dtype=np.int64),
+            "n_visible": len(visible),
+            "visible_instances": np.array([v[0] for v in visible] + [-1] * pad, dtype=np.int64),
+            "visible_categories": [v[1] for v in visible] + [""] * pad,
+            "visible_pixels": np.array([v[2] for v in visible] + [-1] * pad, dtype=np.int64),
         }
 
     def _ranges(self) -> np.ndarray:

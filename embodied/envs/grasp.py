@@ -16,9 +16,21 @@ outcome (the held object in the air, the arm not drawn).
 Observation: Dict(rgb=(H, W, 3) uint8, grasp=(5,) float32: the last attempt's
 x, y, z (m), yaw (rad) and success (0/1); zeros before the first attempt).
 Reward: 1.0 on success, else 0.0.
-Info after a step: success, pixel (2,), world (3,) grasp point, angle (rad), angle_bin,
-instance / category / category_id of the object under the grasp point (or the one
-lifted), lift_height (m), attempt, plus the tabletop info (see ``TabletopEnv``).
+
+Info: after reset, the tabletop info (``TabletopEnv``: fixed shapes, objects padded to
+K = ``n_objects`` max); after a step, also (the same keys and shapes every step)::
+
+    success       bool          an object is held above success_height after the shake
+    pixel         (2,) int64    (u, v) grasp pixel
+    world         (3,) float64  grasp point (m)
+    angle         float         closing direction (rad, image frame); angle_bin int 0..17
+    instance      int           library uid of the object under the grasp point (or the
+                                one lifted), -1 for none; category str ("" for none);
+                                category_id int (-1 for none)
+    lift_height   float         m, lowest point of the highest object after the shake
+    attempt       int           attempts so far this episode
+
+After a physics blow-up the step's info is only ``invalid`` (True) and ``success`` (False).
 """
 
 from __future__ import annotations

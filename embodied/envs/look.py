@@ -12,10 +12,17 @@ range) and distance (``DISTANCE`` range) are drawn per view from the env's seed.
 
 Observation: Dict(rgb=(H, W, 3) uint8, view=(3,) float32: azimuth relative to
 view 0 (rad, in [0, 2 pi)), elevation (rad), distance (m) of the camera).
-Reward: 0. Info: instance / category / category_id of the object, view_index,
-camera_pose (4, 4) camera-to-object transform (object frame at its AABB centre,
-axes of the world; OpenGL camera: looks along -z, y up), relative_pose (4, 4)
-this camera in view 0's camera frame, plus the tabletop info.
+Reward: 0.
+
+Info (the same keys and shapes after reset and every step): the tabletop info
+(``TabletopEnv``, K = 1) plus::
+
+    instance       int              library uid of the object; category str; category_id int
+    view_index     int              0 at reset, then 1, 2, ...
+    camera_pose    (4, 4) float64   camera-to-object transform (object frame at its AABB
+                                    centre, axes of the world; OpenGL camera: looks along
+                                    -z, y up)
+    relative_pose  (4, 4) float64   this camera in view 0's camera frame
 """
 
 from __future__ import annotations

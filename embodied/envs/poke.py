@@ -12,9 +12,22 @@ peaks; hard ones jump to the stop force.
 Observation: Dict(rgb=(H, W, 3) uint8 (after the poke, arm out of view),
 force=(samples,) float32 N (zeros at reset), force_fit=(2,) float32: the least-squares
 line through the profile, slope (N/s) and intercept (N)).
-Reward: 0. Info after a step: force_profile, fit, peak_force (N), depth (m pressed below
-the surface), poke_pixel (2,), poke_world (3,), instance / category / category_id and
-softness of the poked object (-1 / "" / -1 / nan on the table), plus the tabletop info.
+Reward: 0.
+
+Info: after reset, the tabletop info (``TabletopEnv``: fixed shapes, objects padded to
+K = ``n_objects`` max); after a step, also (the same keys and shapes every step)::
+
+    force_profile  (samples,) float32  N, the tactile reading (= obs["force"])
+    fit            (2,) float32        slope (N/s), intercept (N) of its line fit
+    peak_force     float               N
+    depth          float               m pressed below the surface
+    poke_pixel     (2,) int64          (u, v)
+    poke_world     (3,) float64        m, the surface point poked
+    instance       int                 library uid of the poked object (-1: the table);
+                                       category str (""), category_id int (-1)
+    softness       float               library softness of the poked object (-1.0: the table)
+
+After a physics blow-up the step's info is only ``invalid`` (True) and ``success`` (False).
 """
 
 from __future__ import annotations

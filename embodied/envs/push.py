@@ -13,11 +13,24 @@ the arm steps out of view; the scene settles and is photographed again.
 Observation: Dict(rgb=(H, W, 3) uint8 = the image *after* the push,
 push=(4,) float32: the last push's start x, y and end x, y in metres (zeros at reset)).
 The image before the push is the previous observation, and ``info["rgb_before"]``.
-Reward: 0. Info after a step: start_pixel / end_pixel (2,) float, push_start / push_end (3,) m,
-angle (rad, image frame), length (m), displacement (K, 3) m and rotation (K,) rad (yaw change)
-of every object (zero-padded like the tabletop info), moved (index of the object that moved most,
--1 if none moved > 5 mm) with its instance / category / category_id, object_displacement (3,),
-object_rotation (rad), plus the tabletop info.
+Reward: 0.
+
+Info: after reset, the tabletop info (``TabletopEnv``: fixed shapes, objects padded to
+K = ``n_objects`` max); after a step, also (the same keys and shapes every step)::
+
+    rgb_before           (H, W, 3) uint8  the image before the push
+    start_pixel          (2,) float64     (u, v); end_pixel (2,) float64
+    push_start           (3,) float64     m; push_end (3,) float64 m
+    angle                float            rad, image frame; length float m
+    displacement         (K, 3) float64   m, every object's move (0 pad)
+    rotation             (K,) float64     rad, every object's yaw change (0 pad)
+    moved                int              index of the object that moved most, -1 if none
+                                          moved > 5 mm; its instance int (-1),
+                                          category str (""), category_id int (-1)
+    object_displacement  (3,) float64     m, that object's move (zeros for none)
+    object_rotation      float            rad, its yaw change (0.0 for none)
+
+After a physics blow-up the step's info is only ``invalid`` (True) and ``success`` (False).
 """
 
 from __future__ import annotations

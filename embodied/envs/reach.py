@@ -57,8 +57,17 @@ class ReachEnv(gym.Env):
     Observation: Dict(rgb=(H, W, 3) uint8 top-down view, proprio=(4,) float32: the fingertip's
     position (x, y) / 0.22 m in [-1, 1] (a robot knows where its hand is) and the last action executed
     (clipped to [-1, 1]); nothing in it reveals where the target is: only the image does).
-    Info: success (bool), distance (m), fingertip (2,) and target (2,) positions (m),
-    target_instance (library uid), target_category (str), target_category_id. Learners must not need info.
+    Info (the same keys and shapes after reset and every step)::
+
+        success             bool          fingertip within success_radius of the target
+        distance            float         m, in the table plane
+        fingertip           (2,) float32  m, (x, y)
+        target              (2,) float32  m, (x, y) of the object's centre
+        target_instance     int           library uid
+        target_category     str
+        target_category_id  int
+
+    Learners must not need info.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}

@@ -298,13 +298,21 @@ class TabletopEnv(gym.Env):
         renderer: "tiny" (CPU) or "egl" (GPU).
 
     Observations are Dicts with ``rgb`` (H, W, 3) uint8 plus the task's float32 vectors.
-    Every info has ``n_objects`` (n) and, padded to K = the most objects this env places
-    (fixed shapes, so vector envs can stack infos): ``instances`` (K,) library uids (-1 pad),
-    ``categories`` (list of K str, "" pad), ``category_ids`` (K,) (-1 pad), ``mask`` (H, W)
-    int16 object index per pixel (-1 = table), ``object_pixels`` (K, 2) float32 (u, v) of
-    each object's top centre (-1 pad), ``poses`` (K, 7) position (m) + xyzw quaternion (0 pad),
-    and ``invalid``: True after a physics blow-up (NaN, objects flung off the table); the
-    episode ends there and the observation is all zeros, never half-simulated data.
+    Every info has these keys, padded to K = the most objects this env places (``n_objects``
+    max), so the shapes never depend on the scene and vector envs can stack them::
+
+        n_objects      int               n, objects on the table
+        instances      (K,) int64        library uids (-1 pad)
+        categories     list of K str     ("" pad)
+        category_ids   (K,) int64        (-1 pad)
+        mask           (H, W) int16      object index per pixel (-1 = table)
+        object_pixels  (K, 2) float32    (u, v) of each object's top centre (-1 pad)
+        poses          (K, 7) float64    position (m) + xyzw quaternion (0 pad)
+        invalid        bool              False
+
+    After a physics blow-up (NaN, objects flung off the table) the step's info is only
+    ``invalid`` (True) and ``success`` (False); the episode ends there and the observation is
+    all zeros, never half-simulated data.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}

@@ -6,7 +6,7 @@ import pytest
 
 from embodied.collect.explore import ExplorePolicy
 from embodied.envs import make, resolve
-from embodied.envs.ego_motion import DISCRETE_ACTIONS, RIG_HEIGHT, RIG_RADIUS, EgoMotionEnv
+from embodied.envs.ego_motion import DISCRETE_ACTIONS, MAX_VISIBLE, RIG_HEIGHT, RIG_RADIUS, EgoMotionEnv
 from embodied.envs.scenes import OBJECT_SCALE, SCENE_CLASSES
 from embodied.sim import objects
 
@@ -137,9 +137,15 @@ def test_info_names_visible_objects():
         obs = None
         for _ in range(20):
             obs, _, _, _, info = env.step(policy(obs, info))
-            assert len(info["visible_instances"]) == len(info["visible_categories"]) == len(info["visible_pixels"])
-            seen += len(info["visible_instances"])
-            assert np.all(info["visible_pixels"] > 0)
+            n = info["n_visible"]
+            assert info["visible_instances"].shape == info["visible_pixels"].shape == (MAX_VISIBLE,)
+            assert len(info["visible_categories"]) == MAX_VISIBLE
+            seen += n
+            assert np.all(info["visible_pixels"][:n] > 0) and np.all(info["visible_instances"][:n] >= 0)
+            assert all(info["visible_categories"][:n])
+            # padding: -1 and "" after the first n
+            assert np.all(info["visible_pixels"][n:] == -1) and np.all(info["visible_instances"][n:] == -1)
+            assert not any(info["visible_categories"][n:])
     assert seen > 0
     env.close()
 

@@ -122,19 +122,7 @@ def test_observations_are_typed_finite_and_fresh(env_id):
     env.close()
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
-def test_async_vector_env(env_id):
-    envs = gym.vector.AsyncVectorEnv([lambda: gym.make(env_id)] * 2)
-    try:
-        obs, _ = envs.reset(seed=3)
-        assert obs["rgb"].shape[0] == 2
-        assert not np.array_equal(obs["rgb"][0], obs["rgb"][1]), "the two sub-envs should get different seeds"
-        envs.action_space.seed(0)
-        for _ in range(3):
-            obs, rewards, term, trunc, _ = envs.step(envs.action_space.sample())
-        assert rewards.shape == (2,)
-    finally:
-        envs.close()
+# Vector envs (Async, Sync, SB3 SubprocVecEnv) and their stacked infos: tests/envs/test_vector_envs.py
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
