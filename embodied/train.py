@@ -34,7 +34,7 @@ import os
 import random
 import time
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from embodied.agents.base import Agent
-from embodied.agents.registry import AgentPreset, build_agent
+from embodied.agents.registry import AgentPreset, build_agent, check_fields
+from embodied.cli import UserError
 
 CHECKPOINT_FORMAT = "embodied.checkpoint/1"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -89,17 +90,37 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> TrainConfig:
+        """The config of a ``[train]`` table; a one-line ``UserError`` (a ValueError) names a bad value."""
         raw = dict(raw or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"unknown train options {sorted(unknown)}; known: {sorted(known)}")
+        check_fields(cls, raw, "train")
         cfg = cls(**raw)
-        if cfg.steps < 0 or cfg.batch_size < 1 or cfg.checkpoint_every < 1 or cfg.log_every < 1:
-            raise ValueError(f"bad train options: {cfg}")
+        for name, lo in (("batch_size", 1), ("checkpoint_every", 1), ("log_every", 1)):
+            if getattr(cfg, name) < lo:
+                raise UserError(f"train.{name}", getattr(cfg, name), f"an integer >= {lo}")
+        for name in ("steps", "warmup", "num_workers", "seed", "threads"):
+            if getattr(cfg, name) < 0:
+                raise UserError(f"train.{name}", getattr(cfg, name), "an integer >= 0")
+        if not cfg.lr > 0:
+            raise UserError("train.lr", cfg.lr, "a finite number > 0")
+        for name in ("weight_decay", "grad_clip"):
+            if getattr(cfg, name) < 0:
+                raise UserError(f"train.{name}", getattr(cfg, name), "a finite number >= 0")
+        if not 0 <= cfg.momentum < 1:
+            raise UserError("train.momentum", cfg.momentum, "a number in [0, 1)")
         if cfg.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"optimizer={cfg.optimizer!r}; expected 'adamw' or 'sgd'")
+            raise UserError("train.optimizer", cfg.optimizer, "one of adamw, sgd")
+        check_device_name(cfg.device)
         return cfg
+
+
+def check_device_name(name: str) -> None:
+    """UserError unless ``name`` is "auto" or a torch device string (cpu, cuda, cuda:1, mps...)."""
+    if name == "auto":
+        return
+    try:
+        torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError("train.device", name, "auto, cpu, cuda, cuda:<index> or another torch device") from None
 
 
 class StepBatches(Sampler[list[int]]):

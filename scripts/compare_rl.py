@@ -29,7 +29,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_rl import read_evaluations  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from train_rl import build_parser, read_evaluations  # noqa: E402
+
+from embodied.agents.sb3 import BUILTIN_ENCODERS  # noqa: E402
+from embodied.cli import (  # noqa: E402
+    ArgumentParser,
+    UserError,
+    catch_user_errors,
+    nonnegative_int,
+    positive_int,
+    probability,
+    run,
+)
+from embodied.envs.registry import PRESETS, resolve  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parent / "train_rl.py"
 
@@ -39,8 +53,27 @@ def parse_encoders(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
         label, _, enc = item.partition("=")
+        if not label or label in out:
+            raise UserError("--encoders", item, "label=checkpoint with a new, non-empty label")
         out[label] = enc or label
     return out
+
+
+def check_args(args: argparse.Namespace, encoders: dict[str, str], extra: list[str]) -> None:
+    """Every input checked before the first run starts (one-line UserError)."""
+    try:
+        resolve(args.env)
+    except ValueError:
+        raise UserError("--env", args.env, f"an env preset ({', '.join(sorted(PRESETS))}) or a registered id") from None
+    for label, enc in encoders.items():
+        if enc not in BUILTIN_ENCODERS and not Path(enc).exists():
+            raise UserError(
+                "--encoders", f"{label}={enc}", f"{' or '.join(BUILTIN_ENCODERS)}, or label=<existing checkpoint>"
+            )
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError("--out", args.out, "a directory (it is a file)")
+    # the arguments every train_rl.py run gets: parsed by its own parser now, not in each run's log
+    build_parser().parse_args(["--env", args.env, "--algo", args.algo, "--out", str(args.out), *extra])
 
 
 def run_one(label: str, encoder: str, seed: int, args: argparse.Namespace, extra: list[str]) -> Path:
@@ -153,13 +186,14 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@catch_user_errors
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
     if "--" in argv:
         extra = argv[argv.index("--") + 1 :]
         argv = argv[: argv.index("--")]
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--env", default="reach")
     ap.add_argument("--algo", default="ppo", choices=("ppo", "sac"))
     ap.add_argument(
@@ -168,14 +202,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=["random", "nature"],
         help="label=checkpoint (or run dir), 'random', 'nature'",
     )
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=50000, help="env steps per run")
+    ap.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=positive_int, default=50000, help="env steps per run")
     ap.add_argument("--finetune", action="store_true", help="fine-tune the trunks (all runs)")
-    ap.add_argument("--threshold", type=float, default=None, help="success threshold (default: random's final)")
-    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel")
+    ap.add_argument("--threshold", type=probability, default=None, help="success threshold (default: random's final)")
+    ap.add_argument("--jobs", type=positive_int, default=1, help="runs in parallel")
     ap.add_argument("--out", type=Path, default=Path("runs/compare_rl"))
     args = ap.parse_args(argv)
     encoders = parse_encoders(args.encoders)
+    check_args(args, encoders, extra)
     jobs = [(label, enc, seed) for label, enc in encoders.items() for seed in args.seeds]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         dirs = list(pool.map(lambda j: run_one(*j, args, extra), jobs))
@@ -194,4 +229,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -8,19 +8,21 @@ python scripts/render.py --env reach --model runs/rl/model.zip --episodes 5 --ou
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from embodied.collect.policies import make_policy  # noqa: E402
+from embodied.cli import ArgumentParser, UserError, catch_user_errors, nonnegative_int, positive_int, run  # noqa: E402
+from embodied.collect.policies import NAMES, make_policy  # noqa: E402
 from embodied.envs import make  # noqa: E402
+from embodied.envs.registry import PRESETS, resolve  # noqa: E402
 from embodied.video import rollout, write_video  # noqa: E402
 
 
+@catch_user_errors
 def main(argv: list[str] | None = None) -> Path:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument(
         "--env", default="ego_room", help="env preset name (envs/*.toml) or registered id (default: ego_room)"
     )
@@ -32,34 +34,52 @@ def main(argv: list[str] | None = None) -> Path:
         help="a saved Stable-Baselines3 model (model.zip or its run directory) to roll out",
     )
     length = ap.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, default=None, help="env steps to record (default: 100)")
-    length.add_argument("--episodes", type=int, default=None, help="whole episodes to record")
-    ap.add_argument("--seed", type=int, default=0, help="episode seed (default: 0)")
-    ap.add_argument("--size", type=int, default=None, help="pixels of the third-person view (default: the env's)")
-    ap.add_argument("--fps", type=int, default=10, help="frames per second (default: 10)")
+    length.add_argument("--steps", type=positive_int, default=None, help="env steps to record (default: 100)")
+    length.add_argument("--episodes", type=positive_int, default=None, help="whole episodes to record")
+    ap.add_argument("--seed", type=nonnegative_int, default=0, help="episode seed (default: 0)")
+    ap.add_argument(
+        "--size", type=positive_int, default=None, help="pixels of the third-person view (default: the env's)"
+    )
+    ap.add_argument("--fps", type=positive_int, default=10, help="frames per second (default: 10)")
     ap.add_argument("--out", type=Path, default=Path("runs/rollout.mp4"), help=".mp4 or .gif path")
     args = ap.parse_args(argv)
     if args.steps is None and args.episodes is None:
         args.steps = 100
-    for name in ("steps", "episodes", "size", "fps"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            ap.error(f"--{name}={value}; expected a positive number")
-    from embodied.envs.registry import resolve
-
+    # every input checked before the rollout
     try:
         preset = resolve(args.env)
-    except ValueError as e:
-        ap.error(str(e))
-    extra = {} if args.size is None else {"render_size": args.size}
-    env = make(args.env, render_mode="rgb_array", **extra)
-    try:
-        if args.model is not None:
-            from embodied.agents.sb3 import load_sb3_policy
+    except ValueError:
+        raise UserError("--env", args.env, f"an env preset ({', '.join(sorted(PRESETS))}) or a registered id") from None
+    if args.policy is not None and args.policy not in NAMES:
+        raise UserError("--policy", args.policy, f"one of {', '.join(NAMES)}")
+    if args.out.suffix not in (".mp4", ".gif"):
+        raise UserError("--out", args.out, "a .mp4 or .gif file name")
+    if args.out.is_dir():
+        raise UserError("--out", args.out, "a video file name (it is a directory)")
+    model = None
+    if args.model is not None:
+        zip_path = args.model / "model.zip" if args.model.is_dir() else args.model
+        if not zip_path.is_file():
+            raise UserError("--model", args.model, "a saved SB3 model.zip or a run directory holding one (not found)")
+        from embodied.agents.sb3 import load_sb3_policy
 
-            policy = load_sb3_policy(args.model)
+        try:
+            model = load_sb3_policy(zip_path)
+        except (ValueError, KeyError, OSError) as e:  # a zip that is not an SB3 model
+            raise UserError("--model", args.model, f"a saved SB3 model.zip ({' '.join(str(e).split())})") from None
+    extra = {} if args.size is None else {"render_size": args.size}
+    try:
+        env = make(args.env, render_mode="rgb_array", **extra)
+    except ValueError as e:
+        raise UserError("--size" if extra else "--env", args.size if extra else args.env, str(e)) from None
+    try:
+        if model is not None:
+            policy = model
         else:
-            policy = make_policy(args.policy or preset.policy, env)
+            try:
+                policy = make_policy(args.policy or preset.policy, env)
+            except (ValueError, TypeError) as e:
+                raise UserError("--policy", args.policy or preset.policy, f"a policy for {preset.name} ({e})") from None
         frames = rollout(env, policy, steps=args.steps, episodes=args.episodes, seed=args.seed)
     finally:
         env.close()
@@ -69,4 +89,4 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

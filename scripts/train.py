@@ -15,30 +15,69 @@ by the env id in its manifest. Writes checkpoint.pt, metrics.jsonl, tb/, loss_cu
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from embodied.agents.base import AgentDataError  # noqa: E402
-from embodied.agents.registry import apply_overrides, list_presets, load_preset, open_datasets  # noqa: E402
-from embodied.train import TrainingError, train  # noqa: E402
+from embodied.agents.registry import (  # noqa: E402
+    agent_class,
+    apply_overrides,
+    check_datasets,
+    check_preset,
+    list_presets,
+    load_preset,
+    open_datasets,
+)
+from embodied.cli import (  # noqa: E402
+    ArgumentParser,
+    UserError,
+    catch_user_errors,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    run,
+    user_errors,
+)
+from embodied.data.manifest import manifest_path  # noqa: E402
+from embodied.train import CHECKPOINT_NAME, TrainingError, train  # noqa: E402
 
 
+def check_data(dirs: list[str]) -> None:
+    """Each --data directory exists and is a collected dataset (has a manifest)."""
+    for d in dirs:
+        path = Path(d)
+        if not path.exists():
+            raise UserError("--data", d, "an existing dataset directory (it does not exist)")
+        if not path.is_dir() or not manifest_path(path).exists():
+            raise UserError("--data", d, "a dataset from scripts/collect.py (not a dataset: no manifest.json)")
+
+
+def check_out(out: Path, resume: bool) -> None:
+    """--out is a directory; without --resume it holds no checkpoint, with it it does."""
+    if out.exists() and not out.is_dir():
+        raise UserError("--out", out, "a run directory (it is a file)")
+    has = (out / CHECKPOINT_NAME).exists()
+    if has and not resume:
+        raise UserError("--out", out, "a new run directory, or --resume to continue this run (it has a checkpoint)")
+    if resume and not has:
+        raise UserError("--out", out, f"a run directory with {CHECKPOINT_NAME} to --resume (none there)")
+
+
+@catch_user_errors
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--agent", help="preset name (agents/<name>.toml) or path to a preset file")
     ap.add_argument("--data", nargs="+", default=[], metavar="DIR", help="dataset directories")
-    ap.add_argument("--out", help="run directory (default runs/<agent>)")
+    ap.add_argument("--out", type=Path, help="run directory (default runs/<agent>)")
     ap.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
-    ap.add_argument("--steps", type=int, help="= train.steps")
-    ap.add_argument("--batch-size", type=int, help="= train.batch_size")
-    ap.add_argument("--lr", type=float, help="= train.lr")
+    ap.add_argument("--steps", type=nonnegative_int, help="= train.steps")
+    ap.add_argument("--batch-size", type=positive_int, help="= train.batch_size")
+    ap.add_argument("--lr", type=positive_float, help="= train.lr")
     ap.add_argument("--device", help="= train.device (auto, cpu, cuda, cuda:1...)")
-    ap.add_argument("--workers", type=int, help="= train.num_workers")
-    ap.add_argument("--seed", type=int, help="= train.seed")
+    ap.add_argument("--workers", type=nonnegative_int, help="= train.num_workers")
+    ap.add_argument("--seed", type=nonnegative_int, help="= train.seed")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--list", action="store_true", help="list agent presets and exit")
     ap.add_argument("overrides", nargs="*", help="section.key=value preset overrides")
@@ -49,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:12s} {p.description}")
         return 0
     if not args.agent:
-        ap.error("--agent is required")
+        raise UserError("--agent", "(missing)", "an agent preset name or preset file; see --list")
     flags = {
         "steps": args.steps,
         "batch_size": args.batch_size,
@@ -59,17 +98,29 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
     }
     overrides = list(args.overrides) + [f"train.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
-    try:
-        preset = apply_overrides(load_preset(args.agent), overrides)
+    # every input checked before any work: preset, overrides (typed against the config dataclasses),
+    # dataset directories and their kind, the run directory
+    with user_errors("--agent"):
+        preset = load_preset(args.agent)
+        agent_class(preset)
+    with user_errors("override"):
+        preset = apply_overrides(preset, overrides)
+    check_preset(preset)
+    if not args.data:
+        raise UserError("--data", "(missing)", "one or more dataset directories")
+    check_data(args.data)
+    with user_errors("--data"):
         datasets = open_datasets(preset, args.data)
-        out = Path(args.out or f"runs/{preset.name}")
+        check_datasets(preset, datasets)
+    out = Path(args.out or f"runs/{preset.name}")
+    check_out(out, args.resume)
+    try:
         result = train(preset, datasets, out, resume=args.resume, progress=not args.no_progress)
-    except (AgentDataError, TrainingError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except TrainingError as e:  # stopped for a reason the user acts on (non-finite loss, mismatched resume)
+        raise UserError(str(e)) from e
     print(json.dumps(result, indent=1))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -24,12 +24,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback  # noqa: E402
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, EvalCallback  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecTransposeImage  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
-from embodied.agents.sb3 import ALGOS, FEATURES, SuccessInfo, algo_class, policy_kwargs  # noqa: E402
+from embodied.agents.sb3 import (  # noqa: E402
+    ALGOS,
+    BUILTIN_ENCODERS,
+    FEATURES,
+    EmbodiedExtractor,
+    SuccessInfo,
+    algo_class,
+    policy_kwargs,
+)
+from embodied.cli import (  # noqa: E402
+    ArgumentParser,
+    UserError,
+    catch_user_errors,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    run,
+)
 from embodied.envs import register_all, resolve  # noqa: E402
+from embodied.envs.registry import PRESETS  # noqa: E402
 
 EVAL_SEED_OFFSET = 1_000_003  # eval episodes never share seeds with training episodes
 
@@ -69,12 +89,43 @@ class SeededEval(EvalCallback):
         return keep_going
 
 
+class ProgressBar(BaseCallback):
+    """A tqdm bar over env steps (SB3's own needs rich)."""
+
+    def __init__(self, total: int, disable: bool = False) -> None:
+        super().__init__()
+        self.total, self.disable = total, disable
+        self.bar: Any = None
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, unit="step", desc="train_rl", disable=self.disable, dynamic_ncols=True)
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.model.num_timesteps - self.bar.n)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def eval_schedule(steps: int, eval_freq: int | None, eval_episodes: int | None) -> tuple[int, int]:
+    """(env steps between evaluations, episodes per evaluation); both scale with ``steps``.
+
+    Defaults: ten evaluations over the run, but none closer than 2000 steps (so a short run evaluates at
+    its start and end only), and 20 held-out episodes, fewer for short runs (one per 1000 steps, at
+    least 2): ``--steps 256`` is a smoke run of seconds, ``--steps 20000`` evaluates 10 x 20 episodes.
+    """
+    freq = eval_freq or max(steps // 10, 2000)
+    episodes = eval_episodes or min(20, max(2, steps // 1000))
+    return freq, episodes
+
+
 def parse_kv(items: list[str]) -> dict[str, Any]:
     """["size=64", "categories=['cup']"] -> {"size": 64, "categories": ["cup"]} (JSON values where they parse)."""
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise SystemExit(f"--env-kwargs {item!r}: expected key=value")
+            raise UserError("--env-kwargs", item, "key=value, e.g. size=64")
         key, raw = item.split("=", 1)
         try:
             out[key] = json.loads(raw.replace("'", '"'))
@@ -84,7 +135,7 @@ def parse_kv(items: list[str]) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--env", default="reach", help="env preset name (envs/*.toml) or registered id")
     ap.add_argument("--algo", default="ppo", choices=ALGOS)
     ap.add_argument("--encoder", default="random", help="checkpoint / run dir, 'random' or 'nature'")
@@ -97,27 +148,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="what a trunk gives the policy: learned spatial-softmax keypoints on its last conv map (positions "
         "survive; the default) or its pooled embedding; NatureCNN ignores this",
     )
-    ap.add_argument("--keypoints", type=int, default=32, help="keypoints for --features keypoints")
-    ap.add_argument("--steps", type=int, default=20000, help="total env steps")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keypoints", type=positive_int, default=32, help="keypoints for --features keypoints")
+    ap.add_argument("--steps", type=positive_int, default=20000, help="total env steps")
+    ap.add_argument("--seed", type=nonnegative_int, default=0)
     ap.add_argument("--out", type=Path, required=True, help="run directory")
-    ap.add_argument("--n-envs", type=int, default=4, help="parallel training envs")
+    ap.add_argument("--n-envs", type=positive_int, default=4, help="parallel training envs")
     ap.add_argument("--vec", default="subproc", choices=("subproc", "dummy"), help="SubprocVecEnv or in-process")
     ap.add_argument("--env-kwargs", nargs="*", default=[], help="preset overrides, key=value")
-    ap.add_argument("--eval-freq", type=int, default=None, help="env steps between evaluations (default steps/10)")
-    ap.add_argument("--eval-episodes", type=int, default=20, help="held-out episodes per evaluation")
+    ap.add_argument(
+        "--eval-freq",
+        type=positive_int,
+        default=None,
+        help="env steps between evaluations (default: steps/10, at least 2000; always one at the start and the end)",
+    )
+    ap.add_argument(
+        "--eval-episodes",
+        type=positive_int,
+        default=None,
+        help="held-out episodes per evaluation (default: one per 1000 steps, 2..20)",
+    )
     ap.add_argument("--eval-split", default="heldout", help="object split of the evaluation env")
-    ap.add_argument("--checkpoint-freq", type=int, default=None, help="env steps between checkpoints (default steps/4)")
+    ap.add_argument(
+        "--checkpoint-freq", type=positive_int, default=None, help="env steps between checkpoints (default steps/4)"
+    )
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads in the learner (default: torch's)")
-    ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--n-steps", type=int, default=128, help="PPO: steps per env per rollout")
-    ap.add_argument("--batch-size", type=int, default=None, help="PPO 128 / SAC 128 by default")
-    ap.add_argument("--n-epochs", type=int, default=4, help="PPO: epochs per rollout")
-    ap.add_argument("--ent-coef", type=float, default=0.0, help="PPO entropy bonus")
-    ap.add_argument("--buffer-size", type=int, default=20000, help="SAC replay buffer (64 px: ~25 kB per transition)")
-    ap.add_argument("--learning-starts", type=int, default=500, help="SAC: random steps before learning")
-    ap.add_argument("--quiet", action="store_true", help="no SB3 progress output")
+    ap.add_argument(
+        "--threads", type=positive_int, default=None, help="torch threads in the learner (default: torch's)"
+    )
+    ap.add_argument("--lr", type=positive_float, default=3e-4)
+    ap.add_argument(
+        "--n-steps",
+        type=positive_int,
+        default=None,
+        help="PPO: steps per env per rollout (default: 128, fewer when --steps / --n-envs is smaller)",
+    )
+    ap.add_argument("--batch-size", type=positive_int, default=None, help="PPO 128 / SAC 128 by default")
+    ap.add_argument("--n-epochs", type=positive_int, default=4, help="PPO: epochs per rollout")
+    ap.add_argument("--ent-coef", type=nonnegative_float, default=0.0, help="PPO entropy bonus")
+    ap.add_argument(
+        "--buffer-size", type=positive_int, default=20000, help="SAC replay buffer (64 px: ~25 kB per transition)"
+    )
+    ap.add_argument("--learning-starts", type=nonnegative_int, default=500, help="SAC: random steps before learning")
+    ap.add_argument("--quiet", action="store_true", help="no SB3 progress output, no progress bar")
     return ap
 
 
@@ -139,7 +211,7 @@ def make_model(args: argparse.Namespace, venv: Any, out: Path) -> Any:
         verbose=0 if args.quiet else 1,
     )
     if args.algo == "ppo":
-        n_steps = args.n_steps
+        n_steps = args.n_steps or min(128, max(8, args.steps // venv.num_envs))
         batch = args.batch_size or 128
         return algo_class("ppo")(
             "MultiInputPolicy",
@@ -201,16 +273,68 @@ def plot_learning_curve(run_dir: Path, title: str) -> Path:
     return path
 
 
+def check_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Every input checked before any work: (preset, env kwargs, eval env kwargs) or a one-line UserError.
+
+    The env is built once with the kwargs (and once for evaluation), and the policy's feature extractor
+    once on its observation space, so bad kwargs, a missing or unreadable encoder, or an image size the
+    encoder does not take fail here, not after the env processes have started.
+    """
+    import gymnasium as gym
+
+    try:
+        preset = resolve(args.env)
+    except ValueError:
+        raise UserError("--env", args.env, f"an env preset ({', '.join(sorted(PRESETS))}) or a registered id") from None
+    encoder = str(args.encoder)
+    if encoder not in BUILTIN_ENCODERS and not Path(encoder).exists():
+        raise UserError(
+            "--encoder", encoder, f"{' or '.join(BUILTIN_ENCODERS)}, or an existing checkpoint / run directory"
+        )
+    if args.device != "auto":
+        try:
+            dev = torch.device(args.device)
+        except (RuntimeError, TypeError, ValueError):
+            raise UserError("--device", args.device, "cpu, cuda, cuda:<index> or auto") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device", args.device, "cpu (CUDA is not available here)")
+    env_kwargs = parse_kv(args.env_kwargs)
+    eval_kwargs = {**env_kwargs, "split": args.eval_split} if "split" in preset.kwargs else env_kwargs
+    register_all()
+    for flag, kwargs in (("--env-kwargs", env_kwargs), ("--eval-split", eval_kwargs)):
+        try:
+            env = gym.make(preset.id, **kwargs)
+        except (ValueError, TypeError) as e:
+            value = args.eval_split if flag == "--eval-split" else " ".join(args.env_kwargs)
+            reason = " ".join(str(e).split())
+            raise UserError(flag, value or "(none)", f"kwargs env {preset.name} takes ({reason})") from None
+        try:
+            if flag == "--env-kwargs":
+                pk = policy_kwargs(
+                    encoder,
+                    finetune=args.finetune,
+                    resize=args.resize,
+                    seed=args.seed,
+                    features=args.features,
+                    keypoints=args.keypoints,
+                )["features_extractor_kwargs"]
+                EmbodiedExtractor(env.observation_space, **pk)
+        except (ValueError, FileNotFoundError, KeyError, RuntimeError) as e:
+            raise UserError("--encoder", encoder, f"an encoder for this env ({' '.join(str(e).split())})") from None
+        finally:
+            env.close()
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError("--out", args.out, "a run directory (it is a file)")
+    return preset, env_kwargs, eval_kwargs
+
+
+@catch_user_errors
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
-    for name in ("steps", "n_envs", "eval_episodes", "n_steps", "n_epochs"):
-        if getattr(args, name) <= 0:
-            raise SystemExit(f"--{name.replace('_', '-')}={getattr(args, name)}; expected a positive integer")
     if args.threads:
         torch.set_num_threads(args.threads)
-    register_all()
-    preset = resolve(args.env)
-    env_kwargs = parse_kv(args.env_kwargs)
+    preset, env_kwargs, eval_kwargs = check_args(args)
+    eval_every, eval_episodes = eval_schedule(args.steps, args.eval_freq, args.eval_episodes)
     out: Path = args.out
     (out / "eval").mkdir(parents=True, exist_ok=True)
 
@@ -224,18 +348,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         monitor_dir=str(out / "monitor"),
         wrapper_class=SuccessInfo,
     )
-    eval_kwargs = {**env_kwargs, "split": args.eval_split} if "split" in preset.kwargs else env_kwargs
     # transposed like the training env (SB3 wraps that one itself), so both feed the policy alike
     eval_env = VecTransposeImage(
         make_vec_env(preset.id, n_envs=1, seed=0, env_kwargs=eval_kwargs, wrapper_class=SuccessInfo)
     )
     try:
         model = make_model(args, venv, out)
-        eval_every = args.eval_freq or max(args.steps // 10, args.n_envs)
         ckpt_every = args.checkpoint_freq or max(args.steps // 4, args.n_envs)
         evaluator = SeededEval(
             eval_env,
-            n_eval_episodes=args.eval_episodes,
+            n_eval_episodes=eval_episodes,
             eval_freq=max(eval_every // args.n_envs, 1),
             log_path=str(out / "eval"),
             best_model_save_path=None,
@@ -245,7 +367,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         checkpoints = CheckpointCallback(max(ckpt_every // args.n_envs, 1), str(out / "checkpoints"), "model")
         t0 = time.perf_counter()
-        model.learn(args.steps, callback=CallbackList([evaluator, checkpoints]), tb_log_name="run", progress_bar=False)
+        bar = ProgressBar(args.steps, disable=args.quiet)
+        callbacks = CallbackList([evaluator, checkpoints, bar])
+        model.learn(args.steps, callback=callbacks, tb_log_name="run", progress_bar=False)
         wall = time.perf_counter() - t0
         train_seconds = wall - evaluator.eval_seconds
         evaluator.evaluate_now()  # the final point, at exactly the last step
@@ -268,6 +392,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "n_envs": args.n_envs,
         "wall_s": round(wall, 2),
         "eval_s": round(evaluator.eval_seconds, 2),
+        "eval_every": eval_every,
+        "eval_episodes": eval_episodes,
         "env_steps_per_s": round(model.num_timesteps / max(train_seconds, 1e-9), 1),
         "final_success": float(ev["success"][-1]),
         "final_return": float(ev["return"][-1]),
@@ -285,4 +411,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

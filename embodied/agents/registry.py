@@ -18,7 +18,9 @@ Overrides ``section.key=value`` (values parsed as TOML, else taken as strings) c
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from torch.utils.data import Dataset
 
 from embodied.agents.base import Agent
 from embodied.agents.data import check_dataset
+from embodied.cli import UserError, choices, show
 from embodied.nn.trunk import TrunkConfig
 
 PRESET_DIR = Path(os.environ.get("EMBODIED_AGENT_PRESETS", Path(__file__).resolve().parents[2] / "agents"))
@@ -119,6 +122,69 @@ def apply_overrides(preset: AgentPreset, overrides: list[str]) -> AgentPreset:
     return out
 
 
+_TYPE_WORDS = {"int": "an integer", "float": "a finite number", "str": "a string", "bool": "true or false"}
+
+
+def _type_ok(kind: str, value: Any) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == "str":
+        return isinstance(value, str)
+    return True  # other annotations: left to the class
+
+
+def check_value(what: str, kind: str, value: Any) -> None:
+    """UserError ``what = value; expected <kind>`` unless ``value`` is a ``kind`` (int, float, str, bool)."""
+    if not _type_ok(kind, value):
+        raise UserError(what, value, _TYPE_WORDS.get(kind, kind))
+
+
+def check_fields(cls: type, raw: dict[str, Any], section: str) -> None:
+    """Keys and value types of a preset table against the dataclass ``cls`` (one-line UserError)."""
+    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    for key, value in raw.items():
+        if key not in types:
+            raise UserError(f"{section}.{key}", value, f"a key of [{section}], {choices(sorted(types))}")
+        check_value(f"{section}.{key}", types[key], value)
+
+
+def check_preset(preset: AgentPreset) -> None:
+    """Every ``trunk`` / ``train`` / ``options`` value of ``preset`` typed and in range, before any work.
+
+    trunk and train are checked against ``TrunkConfig`` and ``TrainConfig``; options against the
+    agent class's ``defaults`` (a value must have its default's type; an int passes for a float).
+    Raises a one-line UserError (a ValueError) naming the first bad value.
+    """
+    from embodied.train import TrainConfig
+
+    check_fields(TrunkConfig, preset.trunk, "trunk")
+    trunk = {**dataclasses.asdict(TrunkConfig()), **preset.trunk}
+    for key, lo in (("width", 1), ("embed_dim", 1), ("image_size", 16)):
+        if trunk[key] < lo:
+            raise UserError(f"trunk.{key}", trunk[key], f"an integer >= {lo}")
+    if not 3 <= trunk["depth"] <= 7:
+        raise UserError("trunk.depth", trunk["depth"], "an integer in 3..7")
+    if trunk["norm"] not in ("batch", "group", "none"):
+        raise UserError("trunk.norm", trunk["norm"], "one of batch, group, none")
+    TrunkConfig.from_dict(preset.trunk)
+    TrainConfig.from_dict(preset.train)
+    cls = agent_class(preset)
+    for key, value in preset.options.items():
+        if key not in cls.defaults:
+            raise UserError(f"options.{key}", value, f"an option of {cls.__name__}, {choices(sorted(cls.defaults))}")
+        default = cls.defaults[key]
+        kind = {bool: "bool", int: "float" if isinstance(default, float) else "int", float: "float", str: "str"}
+        kind_name = next((k for t, k in kind.items() if type(default) is t), None)
+        if kind_name is not None:
+            check_value(f"options.{key}", kind_name, value)
+        elif isinstance(default, (list, dict)) and not isinstance(value, type(default)):
+            raise UserError(f"options.{key}", value, f"a {type(default).__name__} like {show(default)}")
+
+
 def agent_class(preset: AgentPreset) -> type[Agent]:
     module, _, name = preset.agent.partition(":")
     try:
@@ -135,9 +201,14 @@ def open_datasets(preset: AgentPreset, dirs: list[str | Path]) -> dict[str, Data
     return agent_class(preset).open_datasets([Path(d) for d in dirs], preset.options)
 
 
-def build_agent(preset: AgentPreset, datasets: dict[str, Dataset]) -> Agent:
-    """The agent of ``preset`` for these datasets ({task: Dataset}), after checking each is usable."""
+def check_datasets(preset: AgentPreset, datasets: dict[str, Dataset]) -> None:
+    """AgentDataError (a ValueError) unless every dataset can train its task of ``preset``'s agent."""
     cls = agent_class(preset)
     for task, ds in datasets.items():
         check_dataset(task, ds, cls.required_keys(task, preset.options))
-    return cls(TrunkConfig.from_dict(preset.trunk), preset.options, datasets)
+
+
+def build_agent(preset: AgentPreset, datasets: dict[str, Dataset]) -> Agent:
+    """The agent of ``preset`` for these datasets ({task: Dataset}), after checking each is usable."""
+    check_datasets(preset, datasets)
+    return agent_class(preset)(TrunkConfig.from_dict(preset.trunk), preset.options, datasets)

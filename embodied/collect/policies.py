@@ -20,6 +20,9 @@ class RandomPolicy:
         return self.action_space.sample()
 
 
+NAMES = ("explore", "informed", "random")
+
+
 def make_policy(name: str, env: gym.Env) -> Any:
     """A policy for ``env`` by name: "random", "explore" (ego-motion) or "informed" (tabletop)."""
     from embodied.collect.explore import ExplorePolicy
@@ -36,4 +39,4 @@ def make_policy(name: str, env: gym.Env) -> Any:
     return factories[name](env.action_space)
 
 
-__all__ = ["RandomPolicy", "make_policy"]
+__all__ = ["NAMES", "RandomPolicy", "make_policy"]

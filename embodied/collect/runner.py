@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from embodied.collect.backends import CollectionError, default_workers, run_loca
 from embodied.collect.worker import ShardJob
 from embodied.data.manifest import SCHEMA_VERSION, load_manifest, manifest_path, save_manifest, shard_name
 from embodied.data.shards import CorruptShardError, open_shard, sha256_file
-from embodied.envs.registry import resolve
+from embodied.envs.registry import PRESETS, resolve
 
 FRAMES_PER_SHARD = 1000  # target; shards of a few MB to a few tens of MB at 64-128 px
 BACKENDS = ("local", "ray")
@@ -33,16 +35,18 @@ def plan_config(
 ) -> dict[str, Any]:
     """The resolved, JSON-able description of a collection (saved in the manifest)."""
     preset = resolve(env)
-    if not isinstance(episodes, int) or episodes <= 0:
-        raise ValueError(f"episodes={episodes!r}; expected a positive integer")
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r}; expected an integer >= 0")
-    if max_steps is not None and max_steps <= 0:
-        raise ValueError(f"max_steps={max_steps}; expected a positive number of steps")
+    for name, value, lo in (
+        ("episodes", episodes, 1),
+        ("seed", seed, 0),
+        ("max_steps", max_steps, 1),
+        ("episodes_per_shard", episodes_per_shard, 1),
+    ):
+        if value is None and name in ("max_steps", "episodes_per_shard"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            raise ValueError(f"{name} = {value!r}; expected an integer >= {lo}")
     steps = max_steps or preset.max_episode_steps or 1000
     per_shard = episodes_per_shard or max(1, FRAMES_PER_SHARD // (steps + 1))
-    if per_shard <= 0:
-        raise ValueError(f"episodes_per_shard={episodes_per_shard}; expected a positive integer")
     return {
         "env_id": preset.id,
         "entry_point": preset.entry_point,
@@ -109,6 +113,126 @@ def _kept_shards(out: Path, manifest: dict[str, Any], log: Any) -> list[dict[str
     return kept
 
 
+class RequestError(ValueError):
+    """A collection request that cannot run (bad value, unknown name, env kwargs the env rejects,
+    an output directory that is not empty...): found by :func:`preflight` before anything is written."""
+
+
+def check_env(config: dict[str, Any]) -> None:
+    """Build the env of ``config`` once with its kwargs, and its policy, in this process (then close it):
+    bad kwargs fail here with the env's own message, not inside a worker after the pool has started."""
+    import gymnasium as gym
+
+    import embodied  # noqa: F401  (registers the preset ids)
+    from embodied.collect.policies import make_policy
+
+    kwargs = dict(config["env_kwargs"])
+    if config["max_episode_steps"] is not None:
+        kwargs["max_episode_steps"] = config["max_episode_steps"]
+    try:
+        env = gym.make(config["env_id"], **kwargs)
+    except (ValueError, TypeError) as e:
+        raise RequestError(_kwarg_message(config, e)) from None
+    try:
+        make_policy(config["policy"], env)
+    except ValueError:
+        from embodied.collect import policies
+
+        raise RequestError(f"policy = {config['policy']}; expected one of {', '.join(policies.NAMES)}") from None
+    finally:
+        env.close()
+
+
+def _kwarg_message(config: dict[str, Any], e: Exception) -> str:
+    """The env's complaint about its kwargs as ``kwarg <key> = <value>; expected ...`` where it names one."""
+    text = " ".join(str(e).split())
+    kwargs = config["env_kwargs"]
+    m = re.match(r"^(?P<key>\w+)=(?P<value>.*?)(?: has [^;]*)?; expected (?P<rest>.*)$", text)
+    if m and m["key"] in kwargs:
+        return f"env kwarg {m['key']} = {json.dumps(kwargs[m['key']])}; expected {m['rest']} (env {config['preset']})"
+    m = re.search(r"unexpected keyword argument '(?P<key>\w+)'", text)
+    if m:
+        module, _, name = config["entry_point"].partition(":")
+        try:
+            import importlib
+            import inspect
+
+            params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+            known = ", ".join(p for p in params if p not in ("self", "kwargs", "render_mode"))
+        except Exception:  # noqa: BLE001 - the list is a courtesy
+            known = "see the env's docstring"
+        value = json.dumps(kwargs.get(m["key"]))
+        return f"env kwarg {m['key']} = {value}; expected a keyword of env {config['preset']} ({known})"
+    return f"env {config['preset']} with kwargs {json.dumps(kwargs)}: {text}"
+
+
+def preflight(
+    env: str,
+    episodes: int,
+    out: Path,
+    *,
+    workers: int,
+    seed: int = 0,
+    policy: str | None = None,
+    resume: bool = False,
+    backend: str = "local",
+    episodes_per_shard: int | None = None,
+    max_steps: int | None = None,
+    env_overrides: dict[str, Any] | None = None,
+    episode_timeout: float = 120.0,
+    max_retries: int = 3,
+    compression: str | None = None,
+) -> dict[str, Any]:
+    """Every check of a collection request, before any work and without writing anything; the config.
+
+    Raises RequestError (a ValueError) naming the first bad value.
+    """
+
+    def bad(what: str, value: Any, expected: str) -> RequestError:
+        return RequestError(f"{what} = {value}; expected {expected}")
+
+    if backend not in BACKENDS:
+        raise bad("backend", backend, f"one of {', '.join(BACKENDS)}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers <= 0:
+        raise bad("workers", workers, "a positive integer")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise bad("max_retries", max_retries, "an integer >= 0")
+    if not (isinstance(episode_timeout, (int, float)) and math.isfinite(episode_timeout) and episode_timeout > 0):
+        raise bad("episode_timeout", episode_timeout, "a finite number of seconds > 0")
+    if compression not in (None, "lzf", "gzip"):
+        raise bad("compression", compression, "lzf, gzip or none")
+    try:
+        resolve(env)
+    except ValueError:
+        raise bad("env", env, f"an env preset ({', '.join(sorted(PRESETS))}) or a registered id") from None
+    try:
+        config = plan_config(
+            env, episodes, seed, policy, max_steps, episodes_per_shard, env_overrides, max_retries, compression
+        )
+    except RequestError:
+        raise
+    except ValueError as e:
+        raise RequestError(str(e)) from None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise bad("out", out, "a directory (it is a file)")
+    if not resume and out.exists() and any(out.iterdir()):
+        raise bad("out", out, "an empty directory, or --resume to continue the collection in it (it is not empty)")
+    if resume and manifest_path(out).exists():
+        try:
+            previous = load_manifest(out)
+        except ValueError as e:
+            raise RequestError(f"--resume: {e}") from None
+        for key, value in config.items():
+            if previous["config"].get(key) != value:
+                raise RequestError(
+                    f"--resume with {key} = {value!r}; expected {previous['config'].get(key)!r}, "
+                    f"what {out} was collected with"
+                )
+    check_env(config)
+    return config
+
+
 def collect(
     env: str,
     episodes: int,
@@ -134,27 +258,30 @@ def collect(
     Episode i is run from seed ``seed + i`` whatever ``workers`` or ``backend``.
     A killed run keeps every completed shard; ``resume=True`` finishes it.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r}; expected one of {BACKENDS}")
     workers = workers or default_workers()
-    if workers <= 0:
-        raise ValueError(f"workers={workers}; expected a positive integer")
     out = Path(out)
-    config = plan_config(
-        env, episodes, seed, policy, max_steps, episodes_per_shard, env_overrides, max_retries, compression
+    config = preflight(
+        env,
+        episodes,
+        out,
+        workers=workers,
+        seed=seed,
+        policy=policy,
+        resume=resume,
+        backend=backend,
+        episodes_per_shard=episodes_per_shard,
+        max_steps=max_steps,
+        env_overrides=env_overrides,
+        episode_timeout=episode_timeout,
+        max_retries=max_retries,
+        compression=compression,
     )
     _prepare_out(out, resume)
     for stale in out.glob(".*.tmp"):  # shards in flight when a previous run died
         stale.unlink()
     shards: list[dict[str, Any]] = []
     if resume and manifest_path(out).exists():
-        previous = load_manifest(out)
-        for key, value in config.items():
-            if previous["config"].get(key) != value:
-                raise ValueError(
-                    f"--resume with {key}={value!r}, but {out} was collected with {key}={previous['config'].get(key)!r}"
-                )
-        shards = _kept_shards(out, previous, log)
+        shards = _kept_shards(out, load_manifest(out), log)
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "embodied_version": __version__,
@@ -232,4 +359,4 @@ def verify(out: Path) -> list[str]:
     return problems
 
 
-__all__ = ["CollectionError", "collect", "plan_config", "totals", "verify"]
+__all__ = ["CollectionError", "RequestError", "check_env", "collect", "plan_config", "preflight", "totals", "verify"]
