@@ -254,9 +254,36 @@ def bench_eval(quick: bool) -> dict[str, float]:
     return out
 
 
+def bench_sets(quick: bool) -> dict[str, float]:
+    """Seconds to render each evaluation set (afresh, no cache) at small and full size, and seconds
+    to evaluate one encoder (embed + every metric) on all small sets, for each floor."""
+
+    from embodied.encoder import load_encoder
+    from embodied.eval.embed import embed
+    from embodied.eval.floors import floors
+    from embodied.eval.metrics import score_objects, score_scenes
+    from embodied.eval.sets import SETS, load_set, render_set
+
+    out: dict[str, float] = {}
+    for size in ("small",) if quick else ("small", "full"):
+        for name in SETS:
+            t = time.perf_counter()
+            n = len(render_set(name, size)["images"])
+            out[f"set_{name}_{size}_render_s"] = time.perf_counter() - t
+            out[f"set_{name}_{size}_images"] = n
+    sets = {name: load_set(name, "small", progress=False) for name in SETS}
+    for enc_name, enc in {**floors(), "random": load_encoder("random")}.items():
+        t = time.perf_counter()
+        for name, data in sets.items():
+            z = embed(enc, data["images"])
+            (score_scenes if name == "scenes" else score_objects)(z, data, 5)
+        out[f"eval_small_{enc_name.replace(' ', '_')}_s"] = time.perf_counter() - t
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["ego", "collect", "eval", "train", "tabletop"], help="run one section")
+    ap.add_argument("--only", choices=["ego", "collect", "eval", "sets", "train", "tabletop"], help="run one section")
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke check)")
     ap.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     args = ap.parse_args()
@@ -267,6 +294,8 @@ def main() -> None:
         results.update(bench_collect(args.quick))
     if args.only in (None, "eval"):
         results.update(bench_eval(args.quick))
+    if args.only in (None, "sets"):
+        results.update(bench_sets(args.quick))
     if args.only in (None, "train"):
         import bench_train
 

@@ -1,5 +1,5 @@
-"""Evaluation of frozen encoders: retrieval, classification, few-shot, report.
+"""Evaluation of frozen encoders: image sets, floors, ceiling, metrics, intervals, report.
 
-Nothing here imports pybullet: benchmark images are rendered once (by
-``embodied.collect.benchmark``) and read from disk.
+Only :mod:`embodied.eval.render` drives the simulator, and only when a set is not cached yet;
+everything else reads images from disk and works on tensors.
 """

@@ -25,7 +25,7 @@ from embodied.eval.classify import few_shot_correct, knn_predict, linear_probe_p
 from embodied.eval.retrieval import hits_at_k
 
 KS = (1, 5, 10)
-SHOTS = (1, 5, 20)
+SHOTS = (1, 6, 20)  # 6: the few-label setting of Jayaraman & Grauman
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from embodied.eval.retrieval import topk_neighbours
 
 FLOORS = ("pixels", "colour histogram", "random")
 HEADLINE = {
-    "objects": ("instance R@1", "category R@1", "category linear", "category kNN", "category 5-shot"),
-    "scenes": ("scene linear", "scene kNN", "scene 5-shot"),
+    "objects": ("instance R@1", "category R@1", "category linear", "category kNN", "category 6-shot"),
+    "scenes": ("scene linear", "scene kNN", "scene 6-shot"),
 }
 PAPER = {  # Pinto et al. ECCV 2016, real robot: (random init, robot-trained, ImageNet AlexNet)
     "instance Recall@1": (0.062, 0.720, 0.686),

@@ -7,8 +7,8 @@ Four sets, each in a ``small`` size (what the main job uses) and a ``full`` one:
 * ``scenes``: ego-motion frames from rooms no collection seed reaches, labelled by scene class
   and room.
 
-``load_set("centric", "train-views")``-style training images for the supervised ceiling come
-from :func:`load_ceiling_views`: the same renderers over the *train* instances, another seed.
+Training images for the supervised ceiling come from :func:`load_ceiling_views`: the same
+renderers over the *train* instances, with another seed.
 
 A set is rendered once and cached as ``.npz`` under the asset cache; its cache key is every
 parameter that shapes it, so the same key gives byte-identical files in any process. Render
@@ -117,6 +117,16 @@ def _cached(spec: ObjectSetSpec | SceneSetSpec, split: str, seed: int, progress:
     return out
 
 
+def _seed(name: str) -> int:
+    return SCENE_SEED_BASE if name == "scenes" else EVAL_SEED
+
+
+def render_set(name: str, size: str = "small", progress: bool = False) -> dict[str, np.ndarray]:
+    """The set ``name`` at ``size`` rendered afresh, bypassing the cache (for timing)."""
+    _check(name, size)
+    return _render(SPECS[size][name], "heldout", _seed(name), progress)
+
+
 def load_set(name: str, size: str = "small", progress: bool = True) -> dict[str, Any]:
     """The evaluation set ``name`` at ``size``, rendered (once) if not cached.
 
@@ -125,9 +135,7 @@ def load_set(name: str, size: str = "small", progress: bool = True) -> dict[str,
     ``"_meta"``: render seconds and whether it came from the cache.
     """
     _check(name, size)
-    spec = SPECS[size][name]
-    seed = SCENE_SEED_BASE if name == "scenes" else EVAL_SEED
-    return _cached(spec, "heldout", seed, progress)
+    return _cached(SPECS[size][name], "heldout", _seed(name), progress)
 
 
 def load_ceiling_views(size: str = "small", progress: bool = True) -> dict[str, Any]:
@@ -161,5 +169,4 @@ def set_path(name: str, size: str = "small") -> Path:
     from embodied.sim.assets import asset_path
 
     _check(name, size)
-    seed = SCENE_SEED_BASE if name == "scenes" else EVAL_SEED
-    return asset_path("eval_sets", _cache_key(SPECS[size][name], "heldout", seed), ".npz")
+    return asset_path("eval_sets", _cache_key(SPECS[size][name], "heldout", _seed(name)), ".npz")

@@ -67,8 +67,8 @@ def test_scores_carry_instance_and_room_clusters():
     train, test = object_split(data["instance"], data["category"])
     assert set(s["category linear"].clusters) == set(data["instance"][test])
     assert len(s["instance R@1"].values) == len(data["instance"])
-    # 3 train instances x 5 views = 15 per class: 1- and 5-shot exist, 20-shot does not
-    assert "category 5-shot" in s and "category 20-shot" not in s
+    # 3 train instances x 5 views = 15 per class: 1- and 6-shot exist, 20-shot does not
+    assert "category 6-shot" in s and "category 20-shot" not in s
     scenes = {"scene_class": np.repeat(np.arange(3), 40), "scene_id": np.repeat(np.arange(12), 10)}
     sc = score_scenes(torch.randn(120, 5), scenes, draws=1)
     assert set(sc["scene linear"].clusters) <= set(range(12)) and len(sc["scene linear"].values) == 60
@@ -86,6 +86,6 @@ def test_splits_hold_out_instances_and_rooms():
 
 
 def test_eligible_shots_need_more_examples_than_shots():
-    assert eligible_shots(np.repeat(np.arange(3), 6)) == [1, 5]
-    assert eligible_shots(np.repeat(np.arange(3), 5)) == [1]
-    assert eligible_shots(np.repeat(np.arange(3), 21)) == [1, 5, 20]
+    assert eligible_shots(np.repeat(np.arange(3), 7)) == [1, 6]
+    assert eligible_shots(np.repeat(np.arange(3), 6)) == [1]
+    assert eligible_shots(np.repeat(np.arange(3), 21)) == [1, 6, 20]
