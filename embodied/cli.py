@@ -125,7 +125,16 @@ def _argparse_line(message: str) -> str:
     m = _TYPED.match(message)
     if m:
         return f"{m['opt'].split('/')[-1]} = {m['rest']}"
-    return f"{message} (see --help)"
+    m = re.match(r"the following arguments are required: (?P<opts>.*)$", message)
+    if m:
+        return f"{m['opts']} = (missing); expected a value (see --help)"
+    m = re.match(r"unrecognized arguments: (?P<args>.*)$", message)
+    if m:
+        return f"arguments = {m['args']}; expected only this script's options (see --help)"
+    m = re.match(r"argument (?P<opt>[^:]+): (?P<rest>.*)$", message)
+    if m:
+        return f"{m['opt'].split('/')[-1]} = ?; expected {m['rest']} (see --help)"
+    return f"arguments: {message} (see --help)"
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -18,10 +18,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from embodied.agents.registry import (  # noqa: E402
+    SECTIONS,
     agent_class,
     apply_overrides,
     check_datasets,
@@ -38,10 +40,9 @@ from embodied.cli import (  # noqa: E402
     positive_float,
     positive_int,
     run,
-    user_errors,
 )
 from embodied.data.manifest import manifest_path  # noqa: E402
-from embodied.train import CHECKPOINT_NAME, TrainingError, train  # noqa: E402
+from embodied.train import CHECKPOINT_NAME, TrainingError, load_checkpoint, train  # noqa: E402
 
 
 def check_data(dirs: list[str]) -> None:
@@ -63,6 +64,19 @@ def check_out(out: Path, resume: bool) -> None:
         raise UserError("--out", out, "a new run directory, or --resume to continue this run (it has a checkpoint)")
     if resume and not has:
         raise UserError("--out", out, f"a run directory with {CHECKPOINT_NAME} to --resume (none there)")
+
+
+def check_resume(out: Path, preset: Any) -> None:
+    """--resume continues the same agent, trunk and options as the checkpoint (train.* may change)."""
+    try:
+        saved = load_checkpoint(out)["preset"]
+    except (ValueError, RuntimeError, OSError) as e:
+        raise UserError("--out", out, f"a run with a readable {CHECKPOINT_NAME} ({e})") from None
+    for section in ("agent", "trunk", "options"):
+        if saved.get(section) != getattr(preset, section):
+            raise UserError(
+                f"--resume {section}", getattr(preset, section), f"the checkpoint's {saved.get(section)} (same preset)"
+            )
 
 
 @catch_user_errors
@@ -100,20 +114,31 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.overrides) + [f"train.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     # every input checked before any work: preset, overrides (typed against the config dataclasses),
     # dataset directories and their kind, the run directory
-    with user_errors("--agent"):
+    try:
         preset = load_preset(args.agent)
         agent_class(preset)
-    with user_errors("override"):
-        preset = apply_overrides(preset, overrides)
+    except ValueError as e:
+        names = ", ".join(list_presets())
+        raise UserError("--agent", args.agent, f"a preset ({names}) or a preset .toml file ({e})") from None
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        if not sep or len(key.split(".")) < 2 or key.split(".")[0] not in SECTIONS:
+            raise UserError("override", item, f"section.key=value with section one of {', '.join(SECTIONS)}")
+    preset = apply_overrides(preset, overrides)
     check_preset(preset)
     if not args.data:
         raise UserError("--data", "(missing)", "one or more dataset directories")
     check_data(args.data)
-    with user_errors("--data"):
-        datasets = open_datasets(preset, args.data)
-        check_datasets(preset, datasets)
     out = Path(args.out or f"runs/{preset.name}")
     check_out(out, args.resume)
+    if args.resume:
+        check_resume(out, preset)
+    try:
+        datasets = open_datasets(preset, args.data)
+        check_datasets(preset, datasets)
+    except ValueError as e:  # AgentDataError: data of the wrong kind for this agent
+        reason = " ".join(str(e).split())
+        raise UserError("--data", " ".join(args.data), f"datasets agent {preset.name} trains on ({reason})") from None
     try:
         result = train(preset, datasets, out, resume=args.resume, progress=not args.no_progress)
     except TrainingError as e:  # stopped for a reason the user acts on (non-finite loss, mismatched resume)
