@@ -75,7 +75,7 @@ def check_resume(out: Path, preset: Any) -> None:
     for section in ("agent", "trunk", "options"):
         if saved.get(section) != getattr(preset, section):
             raise UserError(
-                f"--resume {section}", getattr(preset, section), f"the checkpoint's {saved.get(section)} (same preset)"
+                f"{section} (with --resume)", getattr(preset, section), f"the checkpoint's {saved.get(section)}"
             )
 
 
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         agent_class(preset)
     except ValueError as e:
         names = ", ".join(list_presets())
-        raise UserError("--agent", args.agent, f"a preset ({names}) or a preset .toml file ({e})") from None
+        why = f" ({e})" if args.agent in list_presets() or Path(args.agent).suffix == ".toml" else ""
+        raise UserError("--agent", args.agent, f"a preset ({names}) or a preset .toml file{why}") from None
     for item in overrides:
         key, sep, _ = item.partition("=")
         if not sep or len(key.split(".")) < 2 or key.split(".")[0] not in SECTIONS:

@@ -49,7 +49,8 @@ from embodied.cli import (  # noqa: E402
     run,
 )
 from embodied.envs import register_all, resolve  # noqa: E402
-from embodied.envs.registry import PRESETS  # noqa: E402
+from embodied.envs.registry import PRESETS, explain_kwargs_error  # noqa: E402
+from embodied.envs.validate import SPLITS  # noqa: E402
 
 EVAL_SEED_OFFSET = 1_000_003  # eval episodes never share seeds with training episodes
 
@@ -300,14 +301,14 @@ def check_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str,
             raise UserError("--device", args.device, "cpu (CUDA is not available here)")
     env_kwargs = parse_kv(args.env_kwargs)
     eval_kwargs = {**env_kwargs, "split": args.eval_split} if "split" in preset.kwargs else env_kwargs
+    if "split" in preset.kwargs and args.eval_split not in SPLITS:
+        raise UserError("--eval-split", args.eval_split, f"one of {', '.join(SPLITS)}")
     register_all()
     for flag, kwargs in (("--env-kwargs", env_kwargs), ("--eval-split", eval_kwargs)):
         try:
             env = gym.make(preset.id, **kwargs)
         except (ValueError, TypeError) as e:
-            value = args.eval_split if flag == "--eval-split" else " ".join(args.env_kwargs)
-            reason = " ".join(str(e).split())
-            raise UserError(flag, value or "(none)", f"kwargs env {preset.name} takes ({reason})") from None
+            raise UserError(explain_kwargs_error(preset, kwargs, e)) from None
         try:
             if flag == "--env-kwargs":
                 pk = policy_kwargs(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from embodied.collect.backends import CollectionError, default_workers, run_loca
 from embodied.collect.worker import ShardJob
 from embodied.data.manifest import SCHEMA_VERSION, load_manifest, manifest_path, save_manifest, shard_name
 from embodied.data.shards import CorruptShardError, open_shard, sha256_file
-from embodied.envs.registry import PRESETS, resolve
+from embodied.envs.registry import PRESETS, explain_kwargs_error, resolve
 
 FRAMES_PER_SHARD = 1000  # target; shards of a few MB to a few tens of MB at 64-128 px
 BACKENDS = ("local", "ray")
@@ -132,7 +130,7 @@ def check_env(config: dict[str, Any]) -> None:
     try:
         env = gym.make(config["env_id"], **kwargs)
     except (ValueError, TypeError) as e:
-        raise RequestError(_kwarg_message(config, e)) from None
+        raise RequestError(explain_kwargs_error(resolve(config["env_id"]), config["env_kwargs"], e)) from None
     try:
         make_policy(config["policy"], env)
     except ValueError:
@@ -141,29 +139,6 @@ def check_env(config: dict[str, Any]) -> None:
         raise RequestError(f"policy = {config['policy']}; expected one of {', '.join(policies.NAMES)}") from None
     finally:
         env.close()
-
-
-def _kwarg_message(config: dict[str, Any], e: Exception) -> str:
-    """The env's complaint about its kwargs as ``kwarg <key> = <value>; expected ...`` where it names one."""
-    text = " ".join(str(e).split())
-    kwargs = config["env_kwargs"]
-    m = re.match(r"^(?P<key>\w+)=(?P<value>.*?)(?: has [^;]*)?; expected (?P<rest>.*)$", text)
-    if m and m["key"] in kwargs:
-        return f"env kwarg {m['key']} = {json.dumps(kwargs[m['key']])}; expected {m['rest']} (env {config['preset']})"
-    m = re.search(r"unexpected keyword argument '(?P<key>\w+)'", text)
-    if m:
-        module, _, name = config["entry_point"].partition(":")
-        try:
-            import importlib
-            import inspect
-
-            params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
-            known = ", ".join(p for p in params if p not in ("self", "kwargs", "render_mode"))
-        except Exception:  # noqa: BLE001 - the list is a courtesy
-            known = "see the env's docstring"
-        value = json.dumps(kwargs.get(m["key"]))
-        return f"env kwarg {m['key']} = {value}; expected a keyword of env {config['preset']} ({known})"
-    return f"env {config['preset']} with kwargs {json.dumps(kwargs)}: {text}"
 
 
 def preflight(

@@ -108,6 +108,31 @@ def register_all() -> None:
         )
 
 
+def explain_kwargs_error(preset: EnvPreset, kwargs: dict[str, Any], error: Exception) -> str:
+    """An env's complaint about its kwargs as one line, ``env kwarg <key> = <value>; expected ...``
+    where it names one of ``kwargs`` (the envs' own messages read ``key=value; expected ...``)."""
+    import importlib
+    import inspect
+    import json
+    import re
+
+    text = " ".join(str(error).split())
+    m = re.match(r"^(?P<key>\w+)=(?P<value>.*?)(?: has [^;]*)?; expected (?P<rest>.*)$", text)
+    if m and m["key"] in kwargs:
+        return f"env kwarg {m['key']} = {json.dumps(kwargs[m['key']])}; expected {m['rest']} (env {preset.name})"
+    m = re.search(r"unexpected keyword argument '(?P<key>\w+)'", text)
+    if m:
+        module, _, name = preset.entry_point.partition(":")
+        try:
+            params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+            known = ", ".join(p for p in params if p not in ("self", "kwargs", "render_mode"))
+        except Exception:  # noqa: BLE001 - the list is a courtesy
+            known = "see the env's docstring"
+        value = json.dumps(kwargs.get(m["key"]))
+        return f"env kwarg {m['key']} = {value}; expected a keyword of env {preset.name} ({known})"
+    return f"env {preset.name} kwargs = {json.dumps(kwargs)}; expected kwargs it takes ({text})"
+
+
 def make(name_or_id: str, **overrides: Any) -> gym.Env:
     """``gymnasium.make`` by preset name or id, with keyword overrides of the preset."""
     preset = resolve(name_or_id)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from embodied.collect.runner import collect, verify
+from embodied.collect.runner import RequestError, collect, verify
 from embodied.data.manifest import load_manifest
 from embodied.data.shards import CorruptShardError, open_shard
 
@@ -109,9 +109,9 @@ def test_verify_and_readers_name_damaged_shards(tmp_path):
 
 
 def test_bad_input(tmp_path):
-    with pytest.raises(ValueError, match="unknown env preset 'nope'"):
+    with pytest.raises(RequestError, match="env = nope; expected an env preset"):
         collect("nope", 1, tmp_path / "x", **SMALL)
-    with pytest.raises(ValueError, match="episodes=0"):
+    with pytest.raises(RequestError, match="episodes = 0; expected"):
         collect("ego_room", 0, tmp_path / "x", **SMALL)
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -121,10 +121,31 @@ def test_bad_input(tmp_path):
         collect("ego_room", 1, blocker / "sub", **SMALL)
     out = tmp_path / "y"
     collect("ego_room", 1, out, workers=1, **SMALL)
-    with pytest.raises(ValueError, match="seed=5"):
+    with pytest.raises(RequestError, match="seed = 5; expected 0"):
         collect("ego_room", 1, out, workers=1, seed=5, resume=True, **SMALL)
-    with pytest.raises(ValueError, match="backend='spark'"):
+    with pytest.raises(RequestError, match="backend = spark"):
         collect("ego_room", 1, tmp_path / "z", backend="spark", **SMALL)
+
+
+def test_env_kwargs_fail_before_any_work(tmp_path, monkeypatch):
+    """Bad env kwargs are found by building the env once in this process: no pool, no output directory."""
+    import embodied.collect.runner as runner
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("the pool started before the env kwargs were checked")
+
+    monkeypatch.setattr(runner, "run_local", no_pool)
+    for kwargs, message in (
+        ({"size": -5}, r"env kwarg size = -5; expected a positive integer"),
+        ({"size": "abc"}, r"env kwarg size = \"abc\"; expected a positive integer"),
+        ({"bogus": 1}, r"env kwarg bogus = 1; expected a keyword of env ego_room \(size, "),
+    ):
+        with pytest.raises(RequestError, match=message):
+            collect("ego_room", 4, tmp_path / "out", workers=2, env_overrides=kwargs, **SMALL)
+        assert not (tmp_path / "out").exists()
+    with pytest.raises(RequestError, match="policy = nope; expected one of explore, informed, random"):
+        collect("ego_room", 4, tmp_path / "out", workers=2, policy="nope", **SMALL)
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_help_documents_every_flag():
