@@ -220,31 +220,48 @@ def _optimizer(agent: Agent, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def trunk_gradient(trunk: torch.nn.Module) -> torch.Tensor:
+    """(P,) the trunk's accumulated parameter gradients, flattened (zeros where none yet)."""
+    return torch.cat(
+        [(p.grad if p.grad is not None else torch.zeros_like(p)).detach().flatten() for p in trunk.parameters()]
+    )
+
+
+PLOT_PANELS = (  # (title, which metric keys, log scale when every value is positive)
+    ("loss", lambda k: k == "loss" or k.endswith("/loss"), True),
+    ("normalised loss (raw / first)", lambda k: k.endswith("/normalised"), True),
+    ("share of the trunk's gradient", lambda k: k.endswith("/grad_share"), False),
+    ("held-out", lambda k: k.startswith("val/"), False),
+)
+
+
 def _plot(metrics_path: Path, png: Path) -> None:
-    """Loss per task against step (log scale when every value is positive)."""
+    """One panel per kind of metric that the run logged (see ``PLOT_PANELS``) against step."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-    if not rows:
+    panels = [(t, sorted({k for r in rows for k in r if pick(k)}), log) for t, pick, log in PLOT_PANELS]
+    panels = [p for p in panels if p[1]]
+    if not panels:
         return
-    keys = sorted({k for r in rows for k in r if k == "loss" or k.endswith("/loss")})
-    fig, ax = plt.subplots(figsize=(7, 4))
-    positive = True
-    for k in keys:
-        pts = [(r["step"], r[k]) for r in rows if k in r and r[k] is not None and math.isfinite(r[k])]
-        if pts:
-            positive &= all(v > 0 for _, v in pts)
-            ax.plot(*zip(*pts, strict=True), label=k, lw=1.5 if k == "loss" else 1)
-    if positive:
-        ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(metrics_path.parent.name)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (title, keys, log) in zip(axes[0], panels, strict=True):
+        positive = True
+        for k in keys:
+            pts = [(r["step"], r[k]) for r in rows if k in r and r[k] is not None and math.isfinite(r[k])]
+            if pts:
+                positive &= all(v > 0 for _, v in pts)
+                ax.plot(*zip(*pts, strict=True), label=k, lw=1.5 if k == "loss" else 1)
+        if log and positive:
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.suptitle(metrics_path.parent.name)
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
@@ -376,6 +393,7 @@ def train(
     start_samples = samples
     last_row: dict[str, Any] | None = ckpt["metrics"] if ckpt is not None else None
     logged_steps = 0
+    grad_norms: dict[str, float] = {}  # task -> norm of its gradient on the trunk's parameters (last measured)
 
     def flush() -> dict[str, Any] | None:
         """Check the losses since the last flush (one device sync) and write a metrics row."""
@@ -397,6 +415,15 @@ def train(
         row["lr"] = _lr(cfg, step - 1)
         row["samples_per_s"] = seg_items / dt
         row["images_per_s"] = seg_images / dt
+        if grad_norms:
+            total = sum(grad_norms.values()) or 1.0
+            for task, norm in grad_norms.items():
+                row[f"{task}/grad_norm"] = norm
+                row[f"{task}/grad_share"] = norm / total
+        agent.eval()
+        with torch.no_grad():
+            row.update({f"val/{k}": float(v) for k, v in agent.validation_metrics().items()})
+        agent.train()
         with open(metrics_path, "a") as fh:
             fh.write(json.dumps(row) + "\n")
         tb.log(row)
@@ -411,12 +438,19 @@ def train(
             for group in opt.param_groups:
                 group["lr"] = _lr(cfg, step)
             opt.zero_grad(set_to_none=True)
+            # on the steps a metrics row closes, each task's share of the trunk's gradient
+            measure = len(tasks) > 1 and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps)
+            before = None
             for task in tasks:
                 batch = _to(next(iters[task]), device)
                 n = len(next(iter(batch.values())))
                 with amp:
                     loss, metrics = agent.loss(task, batch)
                 loss.backward()
+                if measure:
+                    now = trunk_gradient(agent.trunk)
+                    grad_norms[task] = float((now - before).norm() if before is not None else now.norm())
+                    before = now
                 d = loss.detach().float()
                 first_bad[task] = torch.where(
                     (first_bad[task] < 0) & ~torch.isfinite(d), torch.tensor(step, device=device), first_bad[task]

@@ -88,6 +88,7 @@ class _TurnsNaN(Dataset):
 
     def __init__(self, base, good):
         self.base, self.good, self.reads = base, good, 0
+        self.tensors = base.tensors  # target statistics read the clean tensors, not counted items
 
     def __len__(self):
         return len(self.base)

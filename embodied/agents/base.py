@@ -62,6 +62,12 @@ class Agent(nn.Module):
         """One task's batch (tensors on the model's device) -> (scalar loss, {metric: detached scalar})."""
         raise NotImplementedError
 
+    def validation_metrics(self) -> dict[str, float]:
+        """Numbers measured on held-out data of the agent's own (e.g. the equivariance gain on held-out
+        pairs), logged with every metrics row. Called by the training loop in eval mode, without
+        gradients, on the model's device; the base agent has none."""
+        return {}
+
     def set_channels_last(self, on: bool) -> None:
         """Have preprocessing emit channels_last tensors (faster convs on CUDA)."""
         self.preprocess.channels_last = on

@@ -2,10 +2,16 @@
 
 Heads: grasp on conv4-level maps of the grasp patch (18 angle bins, BCE on the tried bin);
 push on conv3-level maps of (before, after) through the same trunk twice (siamese), regressing
-the normalised push action; poke on the embedding, regressing the force profile or its fitted
-line (``poke_target``); identity on the embedding, views of one instance close (cosine) and
-other instances apart. Each training step takes one batch per task in turn and applies the
-trunk's gradients accumulated over the four tasks together, as in the paper.
+the push action; poke on the embedding, regressing the force profile or its fitted line
+(``poke_target``); identity on the embedding, views of one instance close (cosine) and other
+instances apart. Each training step takes one batch per task in turn and applies the trunk's
+gradients accumulated over the four tasks together, as in the paper.
+
+Push and poke targets are z-scored with their training-set statistics (``push_scale``,
+``poke_scale``, saved in the checkpoint; ``predict_push`` / ``predict_poke`` answer in the
+data's units). A raw poke line fit (slope std ~457 N/s) under MSE otherwise makes the poke loss
+~1e5 times the others and hands it the whole trunk. The four losses are then balanced
+(``balance``, see :mod:`embodied.nn.balance`); each task's metrics carry its raw and balanced loss.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from torch.utils.data import Dataset
 
 from embodied.agents.base import Agent
 from embodied.agents.data import classify, open_all, require
+from embodied.nn.balance import LossBalancer, TargetScaler, target_column
 from embodied.nn.heads import EmbeddingHead, GraspHead, PushHead
 from embodied.nn.losses import cosine_embedding_loss, grasp_loss, regression_loss, triplet_margin_loss
 from embodied.nn.trunk import TrunkConfig
@@ -37,6 +44,7 @@ class CuriousAgent(Agent):
         "identity_loss": "cosine",  # "cosine" or "triplet"
         "identity_margin": 0.5,
         "hidden": 256,
+        "balance": "mean",  # "none", "mean" (running-mean normalisation) or "uncertainty" (Kendall et al.)
     }
     keys: ClassVar[dict[str, tuple[str, ...]]] = {
         "grasp": ("patch", "angle_bin", "success"),
@@ -85,32 +93,51 @@ class CuriousAgent(Agent):
         if "push" in datasets:
             self.spec["action_dim"] = int(datasets["push"][0]["action"].numel())
             self.push = PushHead(trunk, self.spec["action_dim"], o["push_layer"], hidden=h)
+            self.push_scale = TargetScaler(target_column(datasets["push"], "action"))
         if "poke" in datasets:
             self.spec["poke_dim"] = int(datasets["poke"][0][self.poke_key].numel())
             self.poke = EmbeddingHead(d, self.spec["poke_dim"], hidden=h)
+            self.poke_scale = TargetScaler(target_column(datasets["poke"], self.poke_key))
+        self.balance = LossBalancer(self.tasks, o["balance"])
         if "identity" in datasets:
             self.identity = EmbeddingHead(d, d, hidden=h)
 
+    def predict_push(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, 3) image pairs -> (N, A) push actions in the data's units."""
+        layer = self.options["push_layer"]
+        feats = self.features(torch.cat([before, after]), upto=layer)[layer]
+        n = len(before)
+        return self.push_scale.inverse(self.push({layer: feats[:n]}, {layer: feats[n:]}))
+
+    def predict_poke(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, 3) images -> (N, K) poke targets (line: slope N/s, intercept N; or force profile N)."""
+        return self.poke_scale.inverse(self.poke(self.embed(images)))
+
     def loss(self, task: str, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raw, metrics = self._task_loss(task, batch)
         w = float(self.options["weights"].get(task, 1.0))
+        balanced, normalised = self.balance(task, raw)
+        return w * balanced, {**metrics, "raw": raw.detach(), "normalised": normalised}
+
+    def _task_loss(self, task: str, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if task == "grasp":
             feats = self.features(batch["patch"], upto=self.options["grasp_layer"])
             logits = self.grasp(feats)
             loss = grasp_loss(logits, batch["angle_bin"], batch["success"])
             tried = logits.detach().gather(1, batch["angle_bin"].long().view(-1, 1)).squeeze(1)
             acc = ((tried > 0).float() == batch["success"].float()).float().mean()
-            return w * loss, {"bce": loss.detach(), "acc": acc}
+            return loss, {"acc": acc}
         if task == "push":
             n = len(batch["before"])
             feats = self.features(torch.cat([batch["before"], batch["after"]]), upto=self.options["push_layer"])
             layer = self.options["push_layer"]
             pred = self.push({layer: feats[layer][:n]}, {layer: feats[layer][n:]})
-            loss = regression_loss(pred.float(), batch["action"], self.options["regression"])
-            return w * loss, {"err": loss.detach()}
+            loss = regression_loss(pred.float(), self.push_scale(batch["action"]), self.options["regression"])
+            return loss, {}
         if task == "poke":
-            target = batch[self.poke_key].float().flatten(1)
+            target = self.poke_scale(batch[self.poke_key].float().flatten(1))
             loss = regression_loss(self.poke(self.embed(batch["rgb"])).float(), target, self.options["regression"])
-            return w * loss, {"err": loss.detach()}
+            return loss, {}
         if task == "identity":
             n = len(batch["anchor"])
             z = self.identity(self.embed(torch.cat([batch["anchor"], batch["positive"], batch["negative"]])))
@@ -121,5 +148,5 @@ class CuriousAgent(Agent):
                 loss = triplet_margin_loss(a, p, q, self.options["identity_margin"])
             else:
                 raise ValueError(f"identity_loss={self.options['identity_loss']!r}; expected 'cosine' or 'triplet'")
-            return w * loss, {"emb": loss.detach()}
+            return loss, {}
         raise KeyError(task)

@@ -26,7 +26,9 @@ def scores(gap=0.3, n=400, seed=0):
         "tied": base.copy(),
         "supervised (category)": np.ones(n),
     }
-    return {"centric": {e: {m: PerQuery(v, clusters) for m in ("category R@1", "category kNN")} for e, v in per.items()}}
+    return {
+        "centric": {e: {m: PerQuery(v, clusters) for m in ("category R@1", "category kNN")} for e, v in per.items()}
+    }
 
 
 def test_roles_follow_the_labels_a_supervised_encoder_saw():
