@@ -174,7 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--device", default="cpu")
     ap.add_argument(
-        "--threads", type=positive_int, default=None, help="torch threads in the learner (default: torch's)"
+        "--threads",
+        type=nonnegative_int,
+        default=None,
+        help="torch threads in the learner (default: 1 on a CPU, where more spin against the env processes: "
+        "measured 6x less CPU time for the --steps 256 smoke run; 0: torch's default)",
     )
     ap.add_argument("--lr", type=positive_float, default=3e-4)
     ap.add_argument(
@@ -332,8 +336,9 @@ def check_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str,
 @catch_user_errors
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads if args.threads is not None else (1 if args.device == "cpu" else 0)
+    if threads:
+        torch.set_num_threads(threads)
     preset, env_kwargs, eval_kwargs = check_args(args)
     eval_every, eval_episodes = eval_schedule(args.steps, args.eval_freq, args.eval_episodes)
     out: Path = args.out
