@@ -10,7 +10,8 @@ batch index), so ``resume`` continues exactly where a run stopped.
 
 Outputs in ``out``::
 
-    checkpoint.pt     latest checkpoint (every ``checkpoint_every`` steps and at the end, atomic)
+    checkpoint.pt     latest checkpoint (at step 0, every ``checkpoint_every`` steps and at the end; atomic, so
+                      a kill at any moment leaves one that ``resume`` continues to the same final weights)
     metrics.jsonl     one JSON object per ``log_every`` steps
     tb/               TensorBoard event files
     loss_curve.png    loss per task against step, drawn at the end
@@ -160,8 +161,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (best effort: not every platform can open a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def save_checkpoint(path: Path, obj: dict[str, Any]) -> None:
-    """torch.save to a temporary name in the same directory, fsync, then rename over ``path``."""
+    """torch.save to a temporary name in the same directory, fsync, then rename over ``path``.
+
+    A process killed at any moment (``kill -9`` included) leaves ``path`` either the previous
+    checkpoint or the new one, never a partial file; at worst a stale ``.<name>.tmp-<pid>`` that
+    :func:`train` removes when it starts.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as fh:
@@ -169,6 +189,33 @@ def save_checkpoint(path: Path, obj: dict[str, Any]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """``path.write_text(text)`` that a kill cannot leave half-written (temporary name, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a metrics.jsonl; a last line cut short by a kill (not valid JSON) is left out."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "step" in row:
+            rows.append(row)
+    return rows
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -310,6 +357,8 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT_NAME
     metrics_path = out / "metrics.jsonl"
+    for stale in out.glob(f".{CHECKPOINT_NAME}.tmp-*"):  # a write in flight when a previous run was killed
+        stale.unlink(missing_ok=True)
     device = resolve_device(cfg.device)
     cuda = device.type == "cuda"
 
@@ -346,7 +395,7 @@ def train(
         agent.set_channels_last(True)
     if cfg.compile:
         agent.trunk = torch.compile(agent.trunk)  # type: ignore[assignment]
-    (out / "preset.json").write_text(json.dumps(preset.to_dict(), indent=1))
+    write_text_atomic(out / "preset.json", json.dumps(preset.to_dict(), indent=1))
 
     saved_step: int | None = step if ckpt is not None else None
 
@@ -376,10 +425,12 @@ def train(
 
     # metrics of a resumed run continue the file; rows past the checkpoint were not kept
     if ckpt is not None and metrics_path.exists():
-        rows = [ln for ln in metrics_path.read_text().splitlines() if ln.strip()]
-        metrics_path.write_text("".join(ln + "\n" for ln in rows if json.loads(ln)["step"] <= step))
+        rows = [row for row in read_metrics(metrics_path) if row["step"] <= step]
+        write_text_atomic(metrics_path, "".join(json.dumps(row) + "\n" for row in rows))
     elif metrics_path.exists():
         metrics_path.unlink()
+    if ckpt is None:
+        checkpoint(None)  # step 0: from here on, a kill at any moment leaves a checkpoint --resume continues
     tb = _TensorBoard(out / "tb", purge_step=step + 1 if ckpt is not None else None)
 
     tasks = agent.tasks

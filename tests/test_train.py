@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,7 @@ from embodied.data.episode import EpisodeRecorder
 from embodied.data.manifest import SCHEMA_VERSION, save_manifest, shard_name
 from embodied.data.shards import write_shard
 from embodied.encoder import load_encoder
-from embodied.train import CHECKPOINT_FORMAT, TrainingError, train
+from embodied.train import CHECKPOINT_FORMAT, TrainingError, load_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -154,6 +157,9 @@ def test_random_encoder_is_the_random_agent_and_follows_the_seed(tmp_path):
     assert not enc.training and enc(x).shape == (3, enc.embed_dim)
 
 
+MOTIONS = np.array([[0.2, 0.0, 0.0, 0.0], [0.0, 0.0, 0.26, 0.0], [0.0, 0.0, -0.26, 0.0]])
+
+
 def ego_dataset(root: Path, episodes=3, steps=12, size=32):
     """An on-disk EgoMotion-like dataset (random frames, motor, scene class) written with the real shard writer."""
     rng = np.random.default_rng(0)
@@ -162,15 +168,18 @@ def ego_dataset(root: Path, episodes=3, steps=12, size=32):
     for e in range(episodes):
         rec = EpisodeRecorder(seed=e, index=e)
 
-        def frame():
+        # odometry as a robot reports it: motions (forward, turn left, turn right) held for a few steps, with noise
+        plan = np.repeat(rng.integers(len(MOTIONS), size=steps // 4 + 2), 4)
+
+        def frame(t, plan=plan):
             return {
                 "rgb": rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
-                "motor": rng.normal(size=4).astype(np.float32),
+                "motor": (MOTIONS[plan[t]] + 0.01 * rng.normal(size=4)).astype(np.float32),
             }
 
-        rec.start(frame(), {"scene_class_id": e % 2})
+        rec.start(frame(0), {"scene_class_id": e % 2})
         for t in range(1, steps + 1):
-            rec.add(0, frame(), 0.0, False, t == steps, {"scene_class_id": e % 2})
+            rec.add(0, frame(t), 0.0, False, t == steps, {"scene_class_id": e % 2})
         eps.append(rec.episode)
     info = write_shard(root / shard_name(0), eps)
     entry = {"index": 0, "name": shard_name(0), "frames": sum(ep.frames for ep in eps), **info}
@@ -209,3 +218,123 @@ def test_cli_trains_resumes_and_explains_bad_data(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["--agent", "simclr", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "e")]) == 2
     assert "not a dataset" in capsys.readouterr().err
+
+
+KILL_STEPS = 40
+
+
+def _killed_run_args(data: Path, out: Path) -> list[str]:
+    return [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "--agent",
+        "equivariant",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--steps",
+        str(KILL_STEPS),
+        *TINY,
+        "train.checkpoint_every=1",  # a checkpoint write every step: kills land inside writes too
+        "train.threads=1",
+    ]
+
+
+def test_kill_9_at_random_moments_then_resume_reaches_the_same_weights(tmp_path):
+    """``kill -9`` of scripts/train.py at random moments (>= 3 times) always leaves a loadable checkpoint,
+    and --resume continues to the same final weights (and metrics rows) as an uninterrupted run."""
+    import random
+    import signal
+    import time
+
+    data = ego_dataset(tmp_path / "ego")
+    straight = tmp_path / "straight"
+    p = preset("equivariant", f"train.steps={KILL_STEPS}", "train.checkpoint_every=1", "train.threads=1")
+    from embodied.agents.registry import open_datasets
+
+    train(p, open_datasets(p, [data]), straight, progress=False)  # also builds the dataset's frame cache
+    ref = torch.load(straight / "checkpoint.pt", weights_only=True)
+
+    out = tmp_path / "killed"
+    rng = random.Random(0)
+    kills, launches, steps_seen = 0, 0, []
+    while kills < 3 and launches < 12:
+        resume = (out / "checkpoint.pt").exists()
+        proc = subprocess.Popen(
+            _killed_run_args(data, out) + (["--resume"] if resume else []),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        launches += 1
+        t0 = time.perf_counter()
+        while proc.poll() is None and not (out / "checkpoint.pt").exists() and time.perf_counter() - t0 < 60:
+            time.sleep(0.005)
+        # a random moment of the training itself (a step takes a few ms here; the run ~0.5-2 s)
+        time.sleep(rng.uniform(0.0, 0.6))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            ckpt = load_checkpoint(out)  # loadable after every kill
+            assert 0 <= ckpt["step"] <= KILL_STEPS
+            steps_seen.append(int(ckpt["step"]))
+        else:
+            assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+            if launches == 1:  # finished before any kill: too fast to test; start over smaller sleeps
+                pytest.fail("the run ended before the first kill; raise KILL_STEPS")
+            break
+        proc.stderr.close()
+    assert kills >= 3, f"only {kills} kills in {launches} launches"
+    done = subprocess.run([*_killed_run_args(data, out), "--resume"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert got["step"] == ref["step"] == KILL_STEPS and got["samples"] == ref["samples"], steps_seen
+    for k, v in ref["model"].items():
+        assert torch.equal(got["model"][k], v), f"{k} differs after kills at steps {steps_seen}"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, KILL_STEPS + 1)), steps_seen
+    assert not list(out.glob(".checkpoint.pt.tmp-*")), "stale temporary checkpoint left behind"
+
+
+SAVE_LOOP = """
+import sys, torch
+from embodied.train import save_checkpoint
+big = torch.zeros(4_000_000)  # 16 MB: each write takes long enough to be killed inside
+for i in range(1, 10_000):
+    big[0] = i
+    save_checkpoint(sys.argv[1], {"format": "embodied.checkpoint/1", "i": i, "big": big})
+    print(i, flush=True)
+"""
+
+
+def test_kill_9_inside_checkpoint_writes_leaves_a_whole_checkpoint(tmp_path):
+    """Killed while torch.save writes (most of this loop's time), the checkpoint is the previous one, whole."""
+    import random
+    import signal
+    import time
+
+    path = tmp_path / "checkpoint.pt"
+    rng = random.Random(1)
+    inside = 0
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(path)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "1"  # one checkpoint written
+        time.sleep(rng.uniform(0.0, 0.3))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        written = proc.stdout.read().split()
+        proc.stdout.close()
+        ckpt = load_checkpoint(path)
+        last = int(written[-1]) if written else 1
+        assert ckpt["i"] in (last, last + 1) and float(ckpt["big"][0]) == ckpt["i"]  # whole, not torn
+        inside += bool(list(tmp_path.glob(".checkpoint.pt.tmp-*")))
+        for stale in tmp_path.glob(".checkpoint.pt.tmp-*"):
+            stale.unlink()
+    assert inside >= 1, "no kill landed inside a write; the test did not test anything"
