@@ -134,7 +134,7 @@ def _argparse_line(message: str) -> str:
     m = re.match(r"argument (?P<opt>[^:]+): (?P<rest>.*)$", message)
     if m:
         return f"{m['opt'].split('/')[-1]} = ?; expected {m['rest']} (see --help)"
-    return f"arguments: {message} (see --help)"
+    return message  # a script's own ap.error(...) text
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -148,13 +148,8 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        raise UserError(_argparse_line(message))
-
-    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
-        try:
-            return super().parse_args(args, namespace)
-        except UserError as e:
-            _exit_user_error(e)
+        """One line on stderr and exit 2, like argparse (so direct ``ap.error(...)`` calls work too)."""
+        _exit_user_error(UserError(_argparse_line(message)))
 
 
 def _exit_user_error(e: UserError) -> NoReturn:

@@ -206,3 +206,50 @@ def test_internal_errors_keep_their_traceback(world, monkeypatch):
 def test_every_script_has_rows():
     for script in ("collect", "train", "render", "export", "train_rl", "compare_rl"):
         assert sum(r[0] == script for r in ROWS) >= 5, f"{script}: too few bad inputs"
+
+
+def test_cli_module_pieces(capsys):
+    from embodied.cli import ArgumentParser, UserError, catch_user_errors, positive_int, run, user_errors
+
+    assert str(UserError("--steps", -5, "a positive integer")) == "--steps = -5; expected a positive integer"
+    assert str(UserError("--out", Path("runs/x"), "a directory")) == "--out = runs/x; expected a directory"
+    assert str(UserError("--name", "", "a name")) == "--name = ''; expected a name"
+    assert str(UserError("a library's own line")) == "a library's own line"
+    with pytest.raises(UserError, match="^--env: size=-5; expected a positive integer$"):
+        with user_errors("--env"):
+            raise ValueError("size=-5; expected a positive integer")
+    with pytest.raises(KeyError):  # other types are not the user's: untouched
+        with user_errors("--env"):
+            raise KeyError("bug")
+
+    ap = ArgumentParser()
+    ap.add_argument("--n", type=positive_int)
+    ap.add_argument("--k", type=int)
+    ap.add_argument("--mode", choices=["a", "b"])
+    ap.add_argument("--req", required=True)
+    for argv, line in (
+        (["--req", "x", "--n", "0"], "error: --n = 0; expected a positive integer"),
+        (["--req", "x", "--k", "abc"], "error: --k = abc; expected an integer"),
+        (["--req", "x", "--mode", "c"], "error: --mode = c; expected one of a, b"),
+        ([], "error: --req = (missing); expected a value (see --help)"),
+        (["--req", "x", "--bogus"], "error: arguments = --bogus; expected only this script's options (see --help)"),
+    ):
+        with pytest.raises(SystemExit) as e:
+            ap.parse_args(argv)
+        assert e.value.code == 2 and capsys.readouterr().err.strip() == line
+
+    @catch_user_errors
+    def main(argv=None):
+        if argv == ["bad"]:
+            raise UserError("--x", "bad", "good")
+        if argv == ["bug"]:
+            raise RuntimeError("a bug")
+        return 0
+
+    assert main(["bad"]) == 2 and capsys.readouterr().err == "error: --x = bad; expected good\n"
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["bug"])
+    for argv, code in ((["ok"], 0), (["bad"], 2)):
+        with pytest.raises(SystemExit) as e:
+            run(main, argv)
+        assert e.value.code == code
