@@ -145,7 +145,7 @@ def check_value(what: str, kind: str, value: Any) -> None:
 
 def check_fields(cls: type, raw: dict[str, Any], section: str) -> None:
     """Keys and value types of a preset table against the dataclass ``cls`` (one-line UserError)."""
-    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    types = {f.name: f.type.__name__ if isinstance(f.type, type) else str(f.type) for f in dataclasses.fields(cls)}
     for key, value in raw.items():
         if key not in types:
             raise UserError(f"{section}.{key}", value, f"a key of [{section}], {choices(sorted(types))}")
