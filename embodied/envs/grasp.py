@@ -17,6 +17,16 @@ Observation: Dict(rgb=(H, W, 3) uint8, grasp=(5,) float32: the last attempt's
 x, y, z (m), yaw (rad) and success (0/1); zeros before the first attempt).
 Reward: 1.0 on success, else 0.0.
 
+Scenes vary (``randomize=True``, the default; ``randomize=False`` gives the plain scenes of
+before, bit for bit): per episode, from the env's ``np_random``, the table's and a back
+wall's texture (a 64-texture training-only pool, never the evaluation's) and tint (0.45-1.0
+per channel), the light direction (uniform in [-1, 1] x [-1, 1] x [0.3, 1.5], the evaluation's
+range) and the head camera: elevation 45-75 deg, distance 0.62-0.9 m, aim point x 0.50-0.60 m,
+y -0.04-0.04 m, always facing the robot (image u = world +y, so the angle conventions hold);
+pixel actions are mapped through the episode's camera. The camera keeps the workspace in view
+for the pixel actions; the evaluation's close-up and low views come from ``Look-v0``. See
+``embodied.envs.tabletop``.
+
 Info: after reset, the tabletop info (``TabletopEnv``: fixed shapes, objects padded to
 K = ``n_objects`` max); after a step, also (the same keys and shapes every step)::
 

@@ -3,7 +3,9 @@
 Action: Box(-1, 1, (4,), float32), normalised for SB3:
 ``(u, v, direction, length)`` with start pixel ``u = (a0 + 1) / 2 * (size - 1)`` (column),
 ``v = (a1 + 1) / 2 * (size - 1)`` (row), direction ``a2 * pi`` radians counter-clockwise
-from the image's u axis as seen from above (the grasp angle convention), and
+from the image's u axis as seen from above (the grasp angle convention; in randomised scenes,
+whose camera may look at the table at a slant, the direction the image shows at the start
+pixel: the push goes where an arrow drawn on the image at that angle points on the table), and
 length ``LENGTH_MIN + (a3 + 1) / 2 * (LENGTH_MAX - LENGTH_MIN)`` metres on the table.
 
 The closed fingertips go down at the surface seen at the start pixel (a guarded
@@ -14,6 +16,16 @@ Observation: Dict(rgb=(H, W, 3) uint8 = the image *after* the push,
 push=(4,) float32: the last push's start x, y and end x, y in metres (zeros at reset)).
 The image before the push is the previous observation, and ``info["rgb_before"]``.
 Reward: 0.
+
+Scenes vary (``randomize=True``, the default; ``randomize=False`` gives the plain scenes of
+before, bit for bit): per episode, from the env's ``np_random``, the table's and a back
+wall's texture (a 64-texture training-only pool, never the evaluation's) and tint (0.45-1.0
+per channel), the light direction (uniform in [-1, 1] x [-1, 1] x [0.3, 1.5], the evaluation's
+range) and the head camera: elevation 45-75 deg, distance 0.62-0.9 m, aim point x 0.50-0.60 m,
+y -0.04-0.04 m, always facing the robot (image u = world +y, so the angle conventions hold);
+pixel actions are mapped through the episode's camera. The camera keeps the workspace in view
+for the pixel actions; the evaluation's close-up and low views come from ``Look-v0``. See
+``embodied.envs.tabletop``.
 
 Info: after reset, the tabletop info (``TabletopEnv``: fixed shapes, objects padded to
 K = ``n_objects`` max); after a step, also (the same keys and shapes every step)::
@@ -105,7 +117,10 @@ class PushEnv(TabletopEnv):
         before_rgb = self._rgb
         before = scene.poses()
         point, _ = scene.pixel_to_world(u, v)
-        dx, dy = image_direction_to_world(angle)
+        if self.randomize:  # the direction the image shows at the start pixel (the camera varies)
+            dx, dy = scene.image_direction_on_table(u, v, angle, float(point[2]))
+        else:
+            dx, dy = image_direction_to_world(angle)
         yaw = (math.atan2(dy, dx) + math.pi / 2 + math.pi / 2) % math.pi - math.pi / 2  # fingers across the push
         z = PUSH_HEIGHT + arm.closed_dip
         start = np.array([point[0], point[1], z])

@@ -19,10 +19,29 @@ makes frames ~8x cheaper). Reuse keeps episodes history independent because
 bodies are recreated in the same order and get the same ids (PyBullet reuses
 freed ids last-in first-out); tests check it bit for bit. After a physics
 blow-up the world is rebuilt from scratch.
+
+Randomised scenes (``randomize=True``, the default; ``randomize=False`` gives the plain
+scenes of before, bit for bit): every episode draws from the env's ``np_random``
+
+* the table's texture and tint and a back wall's texture and tint: textures from a
+  training-only pool (:func:`training_textures`, generated under its own key, never the
+  evaluation's ``backdrop`` / ``palette`` pools), tints uniform in ``TINT`` per channel;
+  the table is drawn ``BIG_TABLE_HALF`` wide (its collision box stays ``TABLE_HALF``) and the
+  wall stands ``WALL_X`` behind the robot, 4 m wide and 3 m tall;
+* the light direction, uniform in ``LIGHT_RANGE`` (the evaluation's range);
+* the head camera: it keeps facing the robot from the far side of the table (image u =
+  world +y, rows grow with world +x) but its elevation (``HEAD_ELEVATION``), distance
+  (``HEAD_DISTANCE``) and aim point (``HEAD_TARGET_RANGE``) vary. Every pixel <-> world
+  mapping (``pixel_to_world``, ``world_to_pixel``, ``object_pixels``) uses the episode's camera.
+
+The observation of a randomised scene costs one extra render per episode: the empty,
+textured backdrop is rendered once after it is drawn, and each observation renders only the
+objects and fills the rest from it (no shadows, so the composite is the full render).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +55,7 @@ from gymnasium import spaces
 from embodied.envs.validate import check_categories, check_positive_int, check_split
 from embodied.sim import BulletSim, Camera, look_at, objects
 from embodied.sim.arm import HOME, KukaArm
+from embodied.sim.assets import procedural_texture, write_texture
 
 TABLE_CENTER = (0.4, 0.0, -0.025)  # m; top surface at z = 0
 TABLE_HALF = (0.65, 0.6, 0.025)  # m; wider than the head camera's view, so every pixel sees the table
@@ -53,6 +73,41 @@ SETTLE_MAX_S = 1.0  # s of simulated time at most
 FLUNG_Z = (-0.05, 1.5)  # m; an object outside this height range (or off the table) was flung
 MAX_SPEED = 20.0  # m/s; faster than this is a blow-up
 
+# -- randomised scenes (randomize=True) ------------------------------------------------------
+TEXTURE_KEY = "train-tabletop"  # the training pool's own key: disjoint from the evaluation's pools
+TEXTURE_POOL = 64  # textures in the training pool (loaded once per world, when first drawn)
+TEXTURE_PATTERNS = ("plain", "checker", "stripes", "noise", "dots")
+TINT = (0.45, 1.0)  # per-channel tint of the table's and the wall's texture
+LIGHT_RANGE = ((-1.0, -1.0, 0.3), (1.0, 1.0, 1.5))  # light direction, uniform in this box
+BIG_TABLE_HALF = (1.6, 1.6, 0.025)  # m, the drawn table top (the collision box stays TABLE_HALF)
+WALL_HALF = (0.01, 2.0, 1.5)  # m, the back wall (visual only: no collision, invisible to rays)
+WALL_X = -0.4  # m, where the wall stands for the head camera (behind the robot's base)
+WALL_Z = 1.0  # m, the wall's centre height
+HEAD_ELEVATION = (math.radians(45.0), math.radians(75.0))  # head camera elevation (default 62.7 deg)
+HEAD_DISTANCE = (0.62, 0.9)  # m from the aim point (default 0.65 m)
+HEAD_TARGET_RANGE = ((0.50, 0.60), (-0.04, 0.04))  # m, the aim point's x and y on the table
+REACH = ((0.15, 0.95), (-0.5, 0.5))  # m; a randomised camera's pixels off the table map into this box
+RAY_LENGTH = 10.0  # m, pixel rays of a randomised camera (the default camera's are 3 m)
+
+
+@functools.lru_cache(maxsize=4)
+def training_textures(n: int = TEXTURE_POOL) -> tuple[str, ...]:
+    """``n`` texture files of the training scenes: two random colours in a random pattern each.
+
+    Drawn from ``default_rng([TEXTURE_KEY as bytes])`` and cached on disk under keys tagged
+    ``"train"``: never the evaluation's pools (``embodied.eval.render._texture_pool``).
+    """
+    rng = np.random.default_rng([*TEXTURE_KEY.encode(), n])
+    paths = []
+    for i in range(n):
+        pair = rng.uniform(0.1, 1.0, size=(2, 3))
+        pattern = TEXTURE_PATTERNS[int(rng.integers(len(TEXTURE_PATTERNS)))]
+        tex_seed = int(rng.integers(2**31))
+        image = procedural_texture(pattern, pair, np.random.default_rng(tex_seed), size=64)
+        key = {"train": TEXTURE_KEY, "i": i, "colors": np.round(pair, 4).tolist(), "pattern": pattern, "seed": tex_seed}
+        paths.append(str(write_texture(key, image)))
+    return tuple(paths)
+
 
 @dataclass
 class Placed:
@@ -69,6 +124,9 @@ class Tabletop:
         size: observation image side in pixels. render_size: third-person video side in pixels.
         timestep: physics step in seconds. solver_iterations: constraint solver iterations.
         renderer: "tiny" or "egl". finger_force: N m per finger motor.
+        randomize: draw the big table and the back wall, restyled by :meth:`restyle` and seen
+            by the camera of :meth:`set_head_camera` (see the module docstring); False: the
+            plain table and the fixed head camera.
     """
 
     def __init__(
@@ -80,6 +138,7 @@ class Tabletop:
         solver_iterations: int = 20,
         renderer: str = "tiny",
         finger_force: float = 3.0,
+        randomize: bool = False,
     ) -> None:
         big = max(size, render_size)
         self.sim = BulletSim(
@@ -87,17 +146,28 @@ class Tabletop:
         )
         self.size = size
         self.finger_force = finger_force
+        self.randomize = bool(randomize)
         self.camera = Camera(size, size, fov=HEAD_FOV, near=0.05, far=3.0)
-        self.view = look_at(HEAD_EYE, HEAD_TARGET)
         self.video_camera = Camera(render_size, render_size, fov=50.0, near=0.05, far=5.0)
         self.video_view = look_at(VIDEO_EYE, VIDEO_TARGET)
+        self._focal = float(self.camera.intrinsics[1, 1])
+        self._ray_length = RAY_LENGTH if self.randomize else 3.0
+        self.set_head_camera(HEAD_EYE, HEAD_TARGET)
+        self.placed: list[Placed] = []
+        self.wall = -1
+        self._background: np.ndarray | None = None
+        self.build()
+
+    def set_head_camera(self, eye: Sequence[float], target: Sequence[float]) -> None:
+        """Point the head camera from ``eye`` at ``target`` (m); every pixel <-> world mapping follows."""
+        self.eye = tuple(float(c) for c in eye)
+        self.target = tuple(float(c) for c in target)
+        self.view = look_at(self.eye, self.target)
         # camera-to-world rotation (columns: camera x, y, z axes in the world) for pixel rays
         v = np.asarray(self.view, dtype=np.float64).reshape(4, 4).T  # world -> camera, row-major
         self._cam_rot = v[:3, :3].T
-        self._eye = np.asarray(HEAD_EYE, dtype=np.float64)
-        self._focal = float(self.camera.intrinsics[1, 1])
-        self.placed: list[Placed] = []
-        self.build()
+        self._eye = np.asarray(self.eye, dtype=np.float64)
+        self._background = None
 
     # -- world ---------------------------------------------------------------------------
     def build(self) -> None:
@@ -106,10 +176,22 @@ class Tabletop:
         sim.reset_world()
         self.placed = []
         col = sim.p.createCollisionShape(p.GEOM_BOX, halfExtents=TABLE_HALF)
-        vis = sim.p.createVisualShape(p.GEOM_BOX, halfExtents=TABLE_HALF, rgbaColor=(0.62, 0.52, 0.42, 1.0))
+        if self.randomize:
+            vis = sim.p.createVisualShape(p.GEOM_BOX, halfExtents=BIG_TABLE_HALF, rgbaColor=(1.0, 1.0, 1.0, 1.0))
+        else:
+            vis = sim.p.createVisualShape(p.GEOM_BOX, halfExtents=TABLE_HALF, rgbaColor=(0.62, 0.52, 0.42, 1.0))
         self.table = sim.add_body("table", sim.p.createMultiBody(0.0, col, vis, TABLE_CENTER))
         sim.p.changeDynamics(self.table, -1, lateralFriction=0.8, restitution=0.0)
         self.arm = KukaArm(sim, finger_force=self.finger_force)
+        self._background = None
+        self._table_visible = True
+        if self.randomize:  # textures, tints and light come from restyle(); no single table colour
+            wall_vis = sim.p.createVisualShape(p.GEOM_BOX, halfExtents=WALL_HALF, rgbaColor=(1.0, 1.0, 1.0, 1.0))
+            self.wall = sim.add_body("wall", sim.p.createMultiBody(0.0, -1, wall_vis, (WALL_X, 0.0, WALL_Z)))
+            self._table_rgba = (1.0, 1.0, 1.0, 1.0)
+            self._wall_rgba = (1.0, 1.0, 1.0, 1.0)
+            self.table_rgb = np.zeros(3, np.uint8)
+            return
         # The table top is evenly lit (no shadows), so its colour in the head camera is one RGB
         # value: measure it once, then draw observations without the table and fill the empty
         # pixels with it. Bit-identical images, ~4x cheaper (the full-frame table dominates
@@ -119,13 +201,64 @@ class Tabletop:
         assert frame.seg is not None
         self.table_rgb = frame.rgb[frame.seg == self.table][0].copy()
         self._table_rgba = sim.p.getVisualShapeData(self.table)[0][7]
-        self._table_visible = True
+
+    def restyle(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Draw the table's and the wall's texture and tint and the light direction from ``rng``.
+
+        Only with ``randomize``. Textures come from :func:`training_textures`, each loaded into
+        this world the first time it is drawn. Returns the draws (texture indices, tints, light).
+        """
+        assert self.randomize, "restyle() needs a Tabletop(randomize=True)"
+        pool = training_textures()
+        picks = rng.integers(len(pool), size=2)
+        tints = rng.uniform(*TINT, size=(2, 3))
+        light = rng.uniform(*LIGHT_RANGE)
+        for body, k, tint in ((self.table, picks[0], tints[0]), (self.wall, picks[1], tints[1])):
+            key = ("train-texture", int(k))
+            if key not in self.sim.cache:
+                self.sim.cache[key] = self.sim.p.loadTexture(pool[int(k)])
+            rgba = (*(float(c) for c in tint), 1.0)
+            if body == self.table:
+                self._table_rgba = rgba
+            else:
+                self._wall_rgba = rgba
+            shown = self._table_visible
+            self.sim.p.changeVisualShape(
+                body, -1, textureUniqueId=self.sim.cache[key], rgbaColor=(*rgba[:3], 1.0 if shown else 0.0)
+            )
+        self.camera.light_direction = tuple(float(c) for c in light)
+        self._background = None
+        return {"textures": picks, "tints": tints, "light": light}
+
+    def draw_head_camera(
+        self,
+        rng: np.random.Generator,
+        elevation: tuple[float, float] = HEAD_ELEVATION,
+        distance: tuple[float, float] = HEAD_DISTANCE,
+        target: tuple[tuple[float, float], tuple[float, float]] = HEAD_TARGET_RANGE,
+    ) -> None:
+        """A random head camera: aim point on the table in ``target`` (x, y ranges, m), then
+        elevation (rad) and distance (m) uniform in their ranges, facing -x (image u = world +y)."""
+        tx, ty = rng.uniform(target[0][0], target[0][1]), rng.uniform(target[1][0], target[1][1])
+        el = rng.uniform(*elevation)
+        d = rng.uniform(*distance)
+        aim = np.array([tx, ty, 0.0])
+        self.set_head_camera(aim + d * np.array([math.cos(el), 0.0, math.sin(el)]), aim)
+
+    def snap_background(self) -> None:
+        """Render the backdrop (table and wall, arm hidden) the observations are composited on.
+
+        Call it after :meth:`restyle` and :meth:`set_head_camera`, before objects are placed.
+        """
+        self.arm.set_visible(False)
+        self._show_table(True)
+        self._background = self.camera.render(self.sim, self.view).rgb
 
     def clear(self) -> None:
         """Remove every object (newest first, so the next spawns get the same body ids again)."""
         for placed in reversed(self.placed):
             self.sim.p.removeBody(placed.body)
-        self.sim.bodies = {k: v for k, v in self.sim.bodies.items() if k in ("table", "arm")}
+        self.sim.bodies = {k: v for k, v in self.sim.bodies.items() if k in ("table", "arm", "wall")}
         self.placed = []
 
     def populate(
@@ -227,10 +360,13 @@ class Tabletop:
         mask holds the index into ``placed`` of the object seen at each pixel, -1 elsewhere.
         """
         self.arm.set_visible(False)
+        if self.randomize and self._background is None:
+            self._snap_background_hiding_objects()
         self._show_table(False)
         frame = self.camera.render(self.sim, self.view, seg=True)
         assert frame.seg is not None
-        frame.rgb[frame.seg < 0] = self.table_rgb
+        empty = frame.seg < 0
+        frame.rgb[empty] = self._background[empty] if self.randomize else self.table_rgb
         lut = np.full(max([self.table, self.arm.body] + [o.body for o in self.placed]) + 2, -1, dtype=np.int16)
         for i, placed in enumerate(self.placed):
             lut[placed.body + 1] = i
@@ -243,10 +379,27 @@ class Tabletop:
         self._show_table(True)
         return self.video_camera.render(self.sim, self.video_view).rgb
 
+    def _snap_background_hiding_objects(self) -> None:
+        """The backdrop without the objects, when the scene already holds some (objects hidden for it)."""
+        colors = []
+        for placed in self.placed:
+            data = self.sim.p.getVisualShapeData(placed.body)
+            colors.append([(d[1], d[7]) for d in data])
+            for link, rgba in colors[-1]:
+                self.sim.p.changeVisualShape(placed.body, link, rgbaColor=(*rgba[:3], 0.0))
+        self.snap_background()
+        for placed, links in zip(self.placed, colors, strict=True):
+            for link, rgba in links:
+                self.sim.p.changeVisualShape(placed.body, link, rgbaColor=rgba)
+
     def _show_table(self, visible: bool) -> None:
+        """Show or hide the table (and, when randomised, the wall) in renders."""
         if visible != self._table_visible:
             r, g, b, a = self._table_rgba
             self.sim.p.changeVisualShape(self.table, -1, rgbaColor=(r, g, b, a if visible else 0.0))
+            if self.wall >= 0 and self.randomize:
+                r, g, b, a = self._wall_rgba
+                self.sim.p.changeVisualShape(self.wall, -1, rgbaColor=(r, g, b, a if visible else 0.0))
             self._table_visible = visible
 
     def pixel_ray(self, u: float, v: float) -> np.ndarray:
@@ -257,13 +410,44 @@ class Tabletop:
         return d / np.linalg.norm(d)
 
     def pixel_to_world(self, u: float, v: float) -> tuple[np.ndarray, int]:
-        """The first surface seen at pixel (u, v): world point (3,) m and index in ``placed`` (-1: table)."""
+        """The first surface seen at pixel (u, v): world point (3,) m and index in ``placed`` (-1: table).
+
+        With ``randomize``, table points (and pixels that see the wall or the sky) are clamped into
+        ``REACH`` (x, y), so an action never sends the arm out of its reach.
+        """
         d = self.pixel_ray(u, v)
-        hit = self.sim.p.rayTest(self._eye.tolist(), (self._eye + 3.0 * d).tolist())[0]
+        hit = self.sim.p.rayTest(self._eye.tolist(), (self._eye + self._ray_length * d).tolist())[0]
         if hit[0] < 0:  # past the table's edge: intersect the table plane
-            return self._eye + d * (-self._eye[2] / d[2]), -1
+            if not self.randomize:
+                return self._eye + d * (-self._eye[2] / d[2]), -1
+            # a randomised camera can see the wall or above the horizon: keep the point in reach
+            point = self._eye + d * (-self._eye[2] / d[2]) if d[2] < -1e-3 else self._eye + self._ray_length * d
+            x = min(max(point[0], REACH[0][0]), REACH[0][1])
+            y = min(max(point[1], REACH[1][0]), REACH[1][1])
+            return np.array([x, y, 0.0]), -1
         slot = next((i for i, o in enumerate(self.placed) if o.body == hit[0]), -1)
-        return np.asarray(hit[3], dtype=np.float64), slot
+        point = np.asarray(hit[3], dtype=np.float64)
+        if self.randomize and slot < 0:  # the table, seen further out than the arm reaches
+            point[0] = min(max(point[0], REACH[0][0]), REACH[0][1])
+            point[1] = min(max(point[1], REACH[1][0]), REACH[1][1])
+        return point, slot
+
+    def pixel_on_plane(self, u: float, v: float, z: float = 0.0) -> np.ndarray | None:
+        """World point (3,) where the ray through pixel (u, v) meets the plane at height ``z`` (m); None if never."""
+        d = self.pixel_ray(u, v)
+        if d[2] > -1e-6 or self._eye[2] <= z:
+            return None
+        return self._eye + d * ((z - self._eye[2]) / d[2])
+
+    def image_direction_on_table(self, u: float, v: float, angle: float, z: float = 0.0) -> tuple[float, float]:
+        """World (x, y) unit vector of the table-plane direction that image direction ``angle`` (rad,
+        counter-clockwise from u, v pointing down) shows at pixel (u, v), with the current camera."""
+        a = self.pixel_on_plane(u, v, z)
+        b = self.pixel_on_plane(u + 2.0 * math.cos(angle), v - 2.0 * math.sin(angle), z)
+        if a is None or b is None or math.hypot(b[0] - a[0], b[1] - a[1]) < 1e-9:
+            return -math.sin(angle), math.cos(angle)  # seen from straight above
+        n = math.hypot(b[0] - a[0], b[1] - a[1])
+        return (b[0] - a[0]) / n, (b[1] - a[1]) / n
 
     def world_to_pixel(self, point: Sequence[float]) -> np.ndarray:
         """(u, v) float pixel coordinates of a world point (pixel centres at integer + 0.5)."""
@@ -296,6 +480,10 @@ class TabletopEnv(gym.Env):
         render_size: pixels of ``render()`` frames. render_mode: None or "rgb_array".
         timestep: physics step (s). solver_iterations: constraint solver iterations.
         renderer: "tiny" (CPU) or "egl" (GPU).
+        randomize: True (default): every episode draws the table and wall textures and tints,
+            the light direction and the head camera's elevation, distance and aim (see the
+            module docstring for the ranges); False: the plain table, fixed light and head
+            camera of before (bit-identical observations for the same seed and actions).
 
     Observations are Dicts with ``rgb`` (H, W, 3) uint8 plus the task's float32 vectors.
     Every info has these keys, padded to K = the most objects this env places (``n_objects``
@@ -308,6 +496,9 @@ class TabletopEnv(gym.Env):
         mask           (H, W) int16      object index per pixel (-1 = table)
         object_pixels  (K, 2) float32    (u, v) of each object's top centre (-1 pad)
         poses          (K, 7) float64    position (m) + xyzw quaternion (0 pad)
+        camera_eye     (3,) float64      m, the camera of this observation; camera_target (3,)
+                                         float64 m, the point it looks at (z up)
+        light_direction (3,) float64     the renderer's light direction
         invalid        bool              False
 
     After a physics blow-up (NaN, objects flung off the table) the step's info is only
@@ -318,6 +509,8 @@ class TabletopEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
     default_n_objects: Any = (1, 3)
     workspace = WORKSPACE
+    head_elevation = HEAD_ELEVATION  # rad, randomised head camera (see the module docstring)
+    head_distance = HEAD_DISTANCE  # m
 
     def __init__(
         self,
@@ -332,8 +525,12 @@ class TabletopEnv(gym.Env):
         solver_iterations: int = 20,
         renderer: str = "tiny",
         finger_force: float = 3.0,
+        randomize: bool = True,
     ) -> None:
         self.size = check_positive_int("size", size)
+        if not isinstance(randomize, (bool, np.bool_)):
+            raise ValueError(f"randomize={randomize!r}; expected true or false")
+        self.randomize = bool(randomize)
         check_positive_int("render_size", render_size)
         check_positive_int("solver_iterations", solver_iterations)
         self.split = check_split(split)
@@ -352,6 +549,7 @@ class TabletopEnv(gym.Env):
             solver_iterations=solver_iterations,
             renderer=renderer,
             finger_force=finger_force,
+            randomize=self.randomize,
         )
         self.sim = self.scene.sim
         self._rebuild = False
@@ -362,6 +560,13 @@ class TabletopEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
         """A new scene, a pure function of the draws from ``np_random``; the arm waits at HOME."""
         super().reset(seed=seed)
+        self._new_scene()
+        self._started = True
+        self._on_reset()
+        return self._observe_reset()
+
+    def _new_scene(self) -> None:
+        """Build this episode's scene from ``np_random`` draws (the tabletop; Look may take a room)."""
         scene = self.scene
         for _ in range(20):  # a scene that blows up while settling is drawn again (rare)
             if self._rebuild:
@@ -369,6 +574,8 @@ class TabletopEnv(gym.Env):
                 self._rebuild = False
             scene.clear()
             scene.arm.reset(HOME)
+            if self.randomize:
+                self._restyle()
             n = int(self.np_random.integers(self.n_objects[0], self.n_objects[1] + 1))
             scene.populate(self.np_random, self.pool, n, self.workspace)
             scene.settle()
@@ -377,9 +584,12 @@ class TabletopEnv(gym.Env):
             self._rebuild = True
         else:
             raise RuntimeError("could not build a stable tabletop scene in 20 tries")
-        self._started = True
-        self._on_reset()
-        return self._observe_reset()
+
+    def _restyle(self) -> None:
+        """Hook (randomised scenes, before objects are placed): textures, light, head camera, backdrop."""
+        self.scene.restyle(self.np_random)
+        self.scene.draw_head_camera(self.np_random, self.head_elevation, self.head_distance)
+        self.scene.snap_background()
 
     def _on_reset(self) -> None:
         """Hook: per-episode state of the task."""
@@ -404,6 +614,9 @@ class TabletopEnv(gym.Env):
             "mask": mask,
             "object_pixels": self.pad(self.scene.object_pixels(), -1.0),
             "poses": self.pad(self.scene.poses(), 0.0),
+            "camera_eye": np.array(self.scene.eye, dtype=np.float64),
+            "camera_target": np.array(self.scene.target, dtype=np.float64),
+            "light_direction": np.array(self.scene.camera.light_direction, dtype=np.float64),
             "invalid": False,
         }
 
