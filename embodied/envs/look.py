@@ -7,8 +7,9 @@ seen from the head camera's side; each step moves the camera and returns the
 next view; the episode ends after ``views`` observations (``views - 1`` steps).
 
 Action: Discrete(views): the azimuth bin of the next view, ``2 pi * bin / views``
-counter-clockwise (seen from above) from view 0's azimuth. Elevation (``ELEVATION``
-range) and distance (``DISTANCE`` range) are drawn per view from the env's seed.
+counter-clockwise (seen from above) from view 0's azimuth. Elevation and distance are
+drawn per view from the env's seed: ``ELEVATION`` and ``DISTANCE`` ranges with
+``randomize=False``, otherwise as below.
 
 Observation: Dict(rgb=(H, W, 3) uint8, view=(3,) float32: azimuth relative to
 view 0 (rad, in [0, 2 pi)), elevation (rad), distance (m) of the camera).

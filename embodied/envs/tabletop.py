@@ -30,8 +30,10 @@ scenes of before, bit for bit): every episode draws from the env's ``np_random``
   wall stands ``WALL_X`` behind the robot, 4 m wide and 3 m tall;
 * the light direction, uniform in ``LIGHT_RANGE`` (the evaluation's range);
 * the head camera: it keeps facing the robot from the far side of the table (image u =
-  world +y, rows grow with world +x) but its elevation (``HEAD_ELEVATION``), distance
-  (``HEAD_DISTANCE``) and aim point (``HEAD_TARGET_RANGE``) vary. Every pixel <-> world
+  world +y, rows grow with world +x) but its elevation, distance and aim point
+  (``HEAD_TARGET_RANGE``) vary; the elevation and distance ranges are the env class's
+  ``head_elevation`` / ``head_distance`` (defaults ``HEAD_ELEVATION`` 45-75 deg and
+  ``HEAD_DISTANCE`` 0.62-0.9 m; Push and Poke set their own, see their docstrings). Every pixel <-> world
   mapping (``pixel_to_world``, ``world_to_pixel``, ``object_pixels``) uses the episode's camera.
 
 The observation of a randomised scene costs one extra render per episode: the empty,
@@ -213,19 +215,14 @@ class Tabletop:
         picks = rng.integers(len(pool), size=2)
         tints = rng.uniform(*TINT, size=(2, 3))
         light = rng.uniform(*LIGHT_RANGE)
-        for body, k, tint in ((self.table, picks[0], tints[0]), (self.wall, picks[1], tints[1])):
+        self._table_rgba = (*(float(c) for c in tints[0]), 1.0)
+        self._wall_rgba = (*(float(c) for c in tints[1]), 1.0)
+        alpha = 1.0 if self._table_visible else 0.0
+        for body, k, rgba in ((self.table, picks[0], self._table_rgba), (self.wall, picks[1], self._wall_rgba)):
             key = ("train-texture", int(k))
             if key not in self.sim.cache:
                 self.sim.cache[key] = self.sim.p.loadTexture(pool[int(k)])
-            rgba = (*(float(c) for c in tint), 1.0)
-            if body == self.table:
-                self._table_rgba = rgba
-            else:
-                self._wall_rgba = rgba
-            shown = self._table_visible
-            self.sim.p.changeVisualShape(
-                body, -1, textureUniqueId=self.sim.cache[key], rgbaColor=(*rgba[:3], 1.0 if shown else 0.0)
-            )
+            self.sim.p.changeVisualShape(body, -1, textureUniqueId=self.sim.cache[key], rgbaColor=(*rgba[:3], alpha))
         self.camera.light_direction = tuple(float(c) for c in light)
         self._background = None
         return {"textures": picks, "tints": tints, "light": light}

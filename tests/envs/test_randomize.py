@@ -62,8 +62,12 @@ def test_randomised_scenes_are_deterministic_and_differ_from_the_plain_ones(name
     assert a != BEFORE[name]
 
 
-def test_grasp_push_poke_vary_backdrop_light_and_camera():
-    env = GraspEnv(size=64)
+@pytest.mark.parametrize(
+    "cls, elevation, distance",
+    [(GraspEnv, (45, 75), (0.62, 0.9)), (PushEnv, (55, 75), (0.62, 0.9)), (PokeEnv, (30, 75), (0.62, 1.0))],
+)
+def test_grasp_push_poke_vary_backdrop_light_and_camera(cls, elevation, distance):
+    env = cls(size=64, n_objects=1)
     eyes, lights, backdrops = [], [], []
     for seed in range(8):
         obs, info = env.reset(seed=seed)
@@ -73,7 +77,7 @@ def test_grasp_push_poke_vary_backdrop_light_and_camera():
         eye, target = info["camera_eye"], info["camera_target"]
         d = np.linalg.norm(eye - target)
         el = math.degrees(math.asin((eye[2] - target[2]) / d))
-        assert 45.0 - 1e-6 <= el <= 75.0 + 1e-6 and 0.62 - 1e-9 <= d <= 0.9 + 1e-9
+        assert elevation[0] - 1e-6 <= el <= elevation[1] + 1e-6 and distance[0] - 1e-9 <= d <= distance[1] + 1e-9
         assert abs(eye[1] - target[1]) < 1e-9 and eye[0] > target[0], "the camera faces the robot"
         light = info["light_direction"]
         assert -1 <= light[0] <= 1 and -1 <= light[1] <= 1 and 0.3 <= light[2] <= 1.5
@@ -177,3 +181,18 @@ def test_a_room_is_the_same_whatever_rooms_came_before():
     env.close()
     for a, b in zip(want, got, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_composited_observation_is_the_full_render():
+    env = GraspEnv(size=64, n_objects=3)
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        scene = env.scene
+        scene._show_table(True)
+        np.testing.assert_array_equal(obs["rgb"], scene.camera.render(scene.sim, scene.view).rgb)
+        # a camera moved after the objects were placed: the backdrop is rendered again without them
+        scene.set_head_camera(np.array(scene.eye) + (0.05, 0.02, 0.03), scene.target)
+        rgb, _ = scene.observe()
+        scene._show_table(True)
+        np.testing.assert_array_equal(rgb, scene.camera.render(scene.sim, scene.view).rgb)
+    env.close()
