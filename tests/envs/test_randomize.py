@@ -196,3 +196,28 @@ def test_the_composited_observation_is_the_full_render():
         scene._show_table(True)
         np.testing.assert_array_equal(rgb, scene.camera.render(scene.sim, scene.view).rgb)
     env.close()
+
+
+@pytest.mark.parametrize("cls", [GraspEnv, PushEnv, LookEnv])
+def test_a_randomised_episode_does_not_depend_on_the_episodes_before(cls):
+    def episode(env, seed):
+        rng = np.random.default_rng(seed)
+        obs, _ = env.reset(seed=seed)
+        out = [obs["rgb"]]
+        for _ in range(2):
+            obs, _, terminated, _, _ = env.step(_action(cls.__name__[:-3].lower(), env.action_space, rng))
+            out.append(obs["rgb"])
+            if terminated:
+                break
+        return out
+
+    fresh = cls(size=64)
+    want = episode(fresh, 21)
+    fresh.close()
+    env = cls(size=64)
+    for seed in (3, 4, 5, 6):
+        episode(env, seed)
+    got = episode(env, 21)
+    env.close()
+    for a, b in zip(want, got, strict=True):
+        np.testing.assert_array_equal(a, b)
