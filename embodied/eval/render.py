@@ -38,6 +38,8 @@ FILL = (0.45, 0.65)  # centric / shape: target share of the frame side the objec
 FILL_LIMITS = (0.40, 0.70)  # accepted after correction
 CONTEXT_DISTANCE = (2.0, 3.2)  # context: camera distance in units of the distance at which the object fills the frame
 BACKDROP_POOL = 48
+# context rooms: seeds above every training room (collection seeds, Look's < 1e8) and the scene set's
+CONTEXT_ROOM_SEEDS = (1_500_000_000, 500_000_000)  # (first, count)
 PALETTE = np.array(  # shape set: every object's colours come from these, whatever its own
     [[0.85, 0.2, 0.2], [0.2, 0.65, 0.3], [0.2, 0.35, 0.85], [0.9, 0.8, 0.2], [0.6, 0.6, 0.6], [0.6, 0.3, 0.75]]
 )
@@ -162,7 +164,8 @@ def _context_instance(
         origin = np.zeros(3)
         if v % 2:  # every other view: on the floor of an ego-motion room, among its furniture
             scene_class = int(rng.integers(len(SCENE_CLASSES)))
-            room = build_scene(sim, int(rng.integers(2**31 - 1)), SCENE_CLASSES[scene_class], "heldout")
+            room_seed = CONTEXT_ROOM_SEEDS[0] + int(rng.integers(CONTEXT_ROOM_SEEDS[1]))
+            room = build_scene(sim, room_seed, SCENE_CLASSES[scene_class], "heldout")
             origin = np.array([room.start[0], room.start[1], 0.0])
             az = float(rng.uniform(-math.pi, math.pi))
         else:
