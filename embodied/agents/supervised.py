@@ -2,6 +2,10 @@
 
 ``label`` names a per-frame label column of the frame cache (e.g. ``scene_class_id`` for
 EgoMotion rooms, ``outcome/category_id`` for object datasets); frames without it (NaN) are skipped.
+
+``labels_per_class`` > 0 trains on that many frames per class only, drawn from ``label_seed`` by
+:func:`embodied.agents.labels.labelled_subset` (the "labels only" arm of Jayaraman & Grauman's
+semi-supervised protocol: the same frames the slowness / equivariant + labels agents see).
 """
 
 from __future__ import annotations
@@ -14,13 +18,19 @@ from torch.utils.data import Dataset, Subset
 
 from embodied.agents.base import Agent, AgentDataError, label_column
 from embodied.agents.data import classify, open_all
+from embodied.agents.labels import labelled_subset
 from embodied.nn.heads import EmbeddingHead
 from embodied.nn.losses import classification_loss
 from embodied.nn.trunk import TrunkConfig
 
 
 class SupervisedAgent(Agent):
-    defaults: ClassVar[dict[str, Any]] = {"label": "scene_class_id", "num_classes": 0}  # 0: max label + 1
+    defaults: ClassVar[dict[str, Any]] = {
+        "label": "scene_class_id",
+        "num_classes": 0,  # 0: max label + 1
+        "labels_per_class": 0,  # 0: every labelled frame; N: N frames per class (few-label protocol)
+        "label_seed": 0,  # draws which N frames
+    }
     keys: ClassVar[dict[str, tuple[str, ...]]] = {"frames": ("rgb",)}
     images_per_item: ClassVar[dict[str, int]] = {"frames": 1}
 
@@ -30,9 +40,12 @@ class SupervisedAgent(Agent):
 
     @classmethod
     def open_datasets(cls, dirs: list[Path], options: dict[str, Any]) -> dict[str, Dataset]:
-        label = {**cls.defaults, **options}["label"]
+        o = {**cls.defaults, **options}
+        label = o["label"]
         classify(dirs)
         ds = open_all("FrameDataset", [Path(d) for d in dirs], labels=[label])
+        if o["labels_per_class"] > 0:
+            return {"frames": labelled_subset(ds, label, o["labels_per_class"], o["label_seed"])[0]}
         y = label_column(ds, label)
         keep = torch.isfinite(y).nonzero().flatten()  # drop frames without the label
         if len(keep) == 0:

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from embodied.data.cache import FrameCache
-from embodied.data.motion import MotionClusters
+from embodied.data.motion import MIN_SNR, MotionClusters, step_noise
 
 
 class FrameDataset(Dataset):
@@ -50,12 +50,25 @@ class EgoPairDataset(Dataset):
     """(b) Ego-motion frame pairs (x_i, x_j), 1 <= j - i <= window, within one episode.
 
     motion: the motor signal summed over frames i+1..j (odometry is the motion *into*
-    a frame), shape (D,) float32; g: its motion class among ``k`` k-means clusters,
-    fitted once and stored under ``<dataset>/cache/motion_k{k}_w{window}.json``.
+    a frame), shape (D,) float32 in the motor's units; g: its motion class among ``k``
+    k-means clusters on the *informative* channels only (a channel whose pair signal-to-noise
+    ratio is below ``min_snr`` is left out, see :mod:`embodied.data.motion`; on EgoMotion data
+    that drops ``lateral_m``, pure sensor noise), fitted once and stored under
+    ``<dataset>/cache/motion_v2_k{k}_w{window}.json`` (``_snr<min_snr>`` added when not the default).
     Item: {"x_i", "x_j": (H, W, 3) uint8, "motion": (D,) float32, "g": int64, "dt": int64}.
+
+    Attributes: ``episode`` (N,) int64, the episode of each pair; ``noise`` (D,) the per-step
+    sensor-noise std estimated from the data; ``clusters`` the fitted :class:`MotionClusters`.
+
+    The default window of 3 was chosen by measurement on a 10-episode explore dataset
+    (1,000 steps): windows 1..6 give largest classes of 32, 31, 25, 36, 30 and 35 % of the pairs;
+    3 is the most balanced, keeps look up and look down as classes of their own (5-6 % each,
+    +-11 to 12 deg of pitch), turns of +-26 deg (a 6-7 px image shift at 64 px) and one- and
+    multi-step forward classes (0.16 m, 0.46 m); longer windows turn by 40-50 deg, more than half
+    the 70 deg field of view, so the two frames share little of the scene.
     """
 
-    def __init__(self, root: str | Path, window: int = 3, k: int = 6, seed: int = 0) -> None:
+    def __init__(self, root: str | Path, window: int = 3, k: int = 6, seed: int = 0, min_snr: float = MIN_SNR) -> None:
         if window <= 0:
             raise ValueError(f"window={window}; expected a positive number of frames")
         self.cache = FrameCache(root, keys=("rgb", "motor"))
@@ -73,12 +86,17 @@ class EgoPairDataset(Dataset):
             raise ValueError(f"dataset {root} has no frame pairs within window={window}")
         self.i = np.concatenate(first)
         self.j = np.concatenate(second)
+        self.episode = np.asarray(self.cache.episode, dtype=np.int64)[self.i]
         self.motion = (cum[self.j] - cum[self.i]).astype(np.float32)
-        path = self.cache.dir / f"motion_k{k}_w{window}.json"
+        self.noise = step_noise(motor, list(self.cache.episodes.values()))
+        tag = "" if min_snr == MIN_SNR else f"_snr{min_snr:g}"
+        path = self.cache.dir / f"motion_v2_k{k}_w{window}{tag}.json"
         if path.exists():
             self.clusters = MotionClusters.load(path)
         else:
-            self.clusters = MotionClusters.fit(self.motion.astype(np.float64), k, seed)
+            self.clusters = MotionClusters.fit(
+                self.motion.astype(np.float64), k, seed, noise=self.noise, dt=self.j - self.i, min_snr=min_snr
+            )
             self.clusters.save(path)
         self.g = self.clusters.assign(self.motion)
 

@@ -34,17 +34,36 @@ class ConvPool(nn.Module):
 
 
 class EquivarianceMaps(nn.Module):
-    """One learnable linear map M_g (D x D) per motion class g, initialised to the identity.
+    """One linear map M_g (D x D) per motion class g, initialised to the identity.
 
-    ``weight``: (G, D, D). Identity start = the slowness solution, from which the maps
-    only have to learn how each motion moves the embedding.
+    ``weight``: (G, D, D). Identity start = the slowness solution, from which the maps only have
+    to learn how each motion moves the embedding. Two ways to fit them (``fit``):
+
+    - "sgd": ``weight`` is a parameter trained by the loss's gradients, jointly with the trunk
+      (the paper's formulation).
+    - "ridge": ``weight`` is a buffer, the closed-form least-squares map of the recent pairs of
+      each class, shrunk towards the identity: M_g^T = (S_ii + lam I)^-1 (S_ij + lam I), with
+      S_ii = sum w z_i z_i^T, S_ij = sum w z_i z_j^T over past batches (weight ``memory``^age)
+      and lam = ``ridge`` x (the class's weighted pair count). :meth:`update` refits after each
+      batch. The maps then never lag the moving features nor chase the negatives: only the
+      trunk learns from the contrastive terms. Statistics are buffers, so checkpoints resume exactly.
     """
 
-    def __init__(self, n_classes: int, dim: int) -> None:
+    def __init__(self, n_classes: int, dim: int, fit: str = "sgd") -> None:
         super().__init__()
         if n_classes < 1:
             raise ValueError(f"need at least one motion class; got {n_classes}")
-        self.weight = nn.Parameter(torch.eye(dim).repeat(n_classes, 1, 1))
+        if fit not in ("sgd", "ridge"):
+            raise ValueError(f"fit={fit!r}; expected 'sgd' or 'ridge'")
+        self.fit = fit
+        eye = torch.eye(dim).repeat(n_classes, 1, 1)
+        if fit == "sgd":
+            self.weight = nn.Parameter(eye)
+        else:
+            self.register_buffer("weight", eye)
+            self.register_buffer("s_ii", torch.zeros(n_classes, dim, dim))
+            self.register_buffer("s_ij", torch.zeros(n_classes, dim, dim))
+            self.register_buffer("count", torch.zeros(n_classes))
 
     @property
     def n_classes(self) -> int:
@@ -53,6 +72,30 @@ class EquivarianceMaps(nn.Module):
     def forward(self, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """z: (N, D), g: (N,) int64 -> M_g z: (N, D)."""
         return torch.einsum("nij,nj->ni", self.weight[g], z)
+
+    @torch.no_grad()
+    def update(self, z_i: torch.Tensor, z_j: torch.Tensor, g: torch.Tensor, memory: float, ridge: float) -> None:
+        """ "ridge" fit: fold a batch of pairs into the statistics and refit every map.
+
+        z_i, z_j: (N, D) embeddings (detached here), g: (N,) int64 classes; memory in [0, 1): the
+        statistics' decay per call; ridge >= 0: shrinkage towards I per unit of pair count."""
+        if self.fit != "ridge":
+            raise RuntimeError("update() refits 'ridge' maps; 'sgd' maps learn from gradients")
+        z_i, z_j = z_i.detach().float(), z_j.detach().float()
+        onehot = torch.nn.functional.one_hot(g.long(), self.n_classes).float()  # (N, G): no atomics, deterministic
+        self.s_ii.mul_(memory).add_(torch.einsum("ng,ni,nj->gij", onehot, z_i, z_i))
+        self.s_ij.mul_(memory).add_(torch.einsum("ng,ni,nj->gij", onehot, z_i, z_j))
+        self.count.mul_(memory).add_(onehot.sum(0))
+        eye = torch.eye(self.weight.shape[-1], device=z_i.device)
+        lam = (ridge * self.count).clamp_min(1e-6)[:, None, None] * eye
+        self.weight.copy_(torch.linalg.solve(self.s_ii + lam, self.s_ij + lam).transpose(1, 2))
+
+    def drift(self) -> torch.Tensor:
+        """Scalar: mean over g of ||M_g - I||_F / sqrt(D), how far the maps moved from the identity
+        (0 at the start; a rotation by angle a in one plane of D dims gives 2 sin(a / 2) sqrt(2 / D))."""
+        w = self.weight.detach()
+        eye = torch.eye(w.shape[-1], device=w.device, dtype=w.dtype)
+        return (w - eye).flatten(1).norm(dim=1).mean() / w.shape[-1] ** 0.5
 
 
 class GraspHead(nn.Module):

@@ -29,6 +29,7 @@ def equivariance_loss(
     margin: float,
     neg_frames: torch.Tensor | None = None,
     neg_g: torch.Tensor | None = None,
+    class_margin: float | torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Contrastive ego-motion equivariance (Jayaraman & Grauman 2015), DrLIM form.
 
@@ -37,20 +38,22 @@ def equivariance_loss(
     Positives pull M_g z_i to z_j:                 0.5 * ||M_g z_i - z_j||^2.
     Negatives push pairs *not* related by g beyond the margin, 0.5 * max(0, m - ||.||)^2:
       neg_frames: (N, D) embeddings of unrelated frames, compared with M_g z_i;
-      neg_g: (N,) int64 wrong classes g' != g, compared as ||M_g' z_i - z_j||.
+      neg_g: (N,) int64 wrong classes g' != g, compared as ||M_g' z_i - z_j||, pushed beyond
+        ``class_margin`` (a float or scalar tensor; default ``margin``).
     Returns {"loss": scalar (mean positive + mean of each negative term), "pos", "neg", "dist_pos", "dist_neg"}.
     """
     pred = apply_maps(z_i, g, maps)
     d_pos = pair_distance(pred, z_j)
     pos = 0.5 * (d_pos**2).mean()
-    negs: list[torch.Tensor] = []
+    negs: list[tuple[torch.Tensor, float | torch.Tensor]] = []
     if neg_frames is not None:
-        negs.append(pair_distance(pred, neg_frames))
+        negs.append((pair_distance(pred, neg_frames), margin))
     if neg_g is not None and maps is not None:
-        negs.append(pair_distance(apply_maps(z_i, neg_g, maps), z_j))
+        d = pair_distance(apply_maps(z_i, neg_g, maps), z_j)
+        negs.append((d, margin if class_margin is None else class_margin))
     if negs:
-        d_neg = torch.cat(negs)
-        neg = torch.stack([0.5 * (F.relu(margin - d) ** 2).mean() for d in negs]).sum()
+        d_neg = torch.cat([d for d, _ in negs])
+        neg = torch.stack([0.5 * (F.relu(m - d) ** 2).mean() for d, m in negs]).sum()
     else:
         d_neg = d_pos.new_zeros(0)
         neg = d_pos.new_zeros(())
@@ -60,6 +63,34 @@ def equivariance_loss(
         "neg": neg.detach(),
         "dist_pos": d_pos.detach().mean(),
         "dist_neg": d_neg.detach().mean() if len(d_neg) else d_pos.new_zeros(()),
+    }
+
+
+def equivariance_gain(
+    z_i: torch.Tensor, z_j: torch.Tensor, g: torch.Tensor, maps: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """How much of the change z_i -> z_j the maps explain (equivariance health, on held-out pairs).
+
+    z_i, z_j: (N, D) embeddings of pairs related by motion class g: (N,) int64; maps: (G, D, D) or
+    None (M_g = I). With d_map = mean ||M_g z_i - z_j|| and d_id = mean ||z_i - z_j||:
+      equivariance_gain = 1 - d_map / d_id   (0 for identity maps, 1 when M_g z_i = z_j exactly,
+                                              negative when the maps predict worse than no map);
+      slowness_gain = 1 - d_id / d_rand, d_rand = mean ||z_i - z_k|| with z_k the partner of
+        another pair (z_j rolled by N // 2): how much closer a frame is to its partner than to a
+        random frame (0 when time carries no information).
+    Returns scalars {"equivariance_gain", "slowness_gain", "dist_mapped", "dist_identity", "dist_random"}.
+    """
+    d_map = pair_distance(apply_maps(z_i, g, maps), z_j, eps=0.0).mean()
+    d_id = pair_distance(z_i, z_j, eps=0.0).mean()
+    n = len(z_j)
+    d_rand = pair_distance(z_i, z_j.roll(max(1, n // 2), 0), eps=0.0).mean() if n > 1 else d_id
+    tiny = torch.finfo(d_id.dtype).tiny
+    return {
+        "equivariance_gain": 1.0 - d_map / d_id.clamp_min(tiny),
+        "slowness_gain": 1.0 - d_id / d_rand.clamp_min(tiny),
+        "dist_mapped": d_map,
+        "dist_identity": d_id,
+        "dist_random": d_rand,
     }
 
 

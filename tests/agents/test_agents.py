@@ -63,7 +63,7 @@ def test_gradients_reach_the_trunk_from_every_head(name):
 
 
 def test_equivariant_maps_get_gradients_and_count_motion_classes():
-    agent = build_agent(tiny("equivariant"), synthetic_datasets("equivariant", n=8, k=5))
+    agent = build_agent(tiny("equivariant", ["options.map_fit='sgd'"]), synthetic_datasets("equivariant", n=8, k=5))
     assert agent.maps.weight.shape == (5, 8, 8) and agent.spec["motion_classes"] == 5
     batch = {
         k: torch.stack(
@@ -73,6 +73,21 @@ def test_equivariant_maps_get_gradients_and_count_motion_classes():
     }
     agent.loss("ego", batch)[0].backward()
     assert agent.maps.weight.grad.abs().sum() > 0
+
+
+def test_ridge_maps_are_refit_each_training_batch_and_saved_as_buffers():
+    data = synthetic_datasets("equivariant", n=8, k=5)
+    agent = build_agent(tiny("equivariant"), data)
+    assert agent.options["map_fit"] == "ridge" and not any(n.startswith("maps.") for n, _ in agent.named_parameters())
+    assert {"maps.weight", "maps.s_ii", "maps.s_ij", "maps.count"} <= set(agent.state_dict())
+    batch = {k: torch.stack([data["ego"][i][k] for i in range(8)]) for k in ("x_i", "x_j", "g")}
+    agent.eval()
+    agent.loss("ego", batch)
+    assert torch.equal(agent.maps.weight, torch.eye(8).repeat(5, 1, 1))  # no refit outside training
+    agent.train()
+    agent.loss("ego", batch)[0].backward()
+    assert not torch.equal(agent.maps.weight, torch.eye(8).repeat(5, 1, 1))
+    assert agent.maps.count.sum().item() == pytest.approx(8.0)
 
 
 def test_curious_poke_target_option_picks_line_or_profile():

@@ -17,6 +17,7 @@ from embodied.nn import (
     regression_loss,
     triplet_margin_loss,
 )
+from embodied.nn.losses import equivariance_gain
 
 
 def test_equivariance_loss_by_hand():
@@ -31,6 +32,13 @@ def test_equivariance_loss_by_hand():
     assert out["pos"].item() == pytest.approx(1.0, abs=1e-6)
     assert out["neg"].item() == pytest.approx(0.5 + 0.25, abs=1e-6)
     assert out["loss"].item() == pytest.approx(1.75, abs=1e-6)
+    # class negatives with their own margin 1: sqrt 5 > 1 -> 0; 1 >= 1 -> 0; only the frame negatives' 0.5 stay
+    scaled = equivariance_loss(z_i, z_j, g, maps, 2.0, z_j.roll(1, 0), torch.tensor([1, 0]), class_margin=1.0)
+    assert scaled["neg"].item() == pytest.approx(0.5, abs=1e-6)
+    assert scaled["loss"].item() == pytest.approx(1.5, abs=1e-6)
+    # a tensor margin (the agent's: a multiple of the batch's mean pair distance) gives the same
+    as_tensor = equivariance_loss(z_i, z_j, g, maps, 2.0, z_j.roll(1, 0), torch.tensor([1, 0]), torch.tensor(1.0))
+    assert as_tensor["loss"].item() == pytest.approx(1.5, abs=1e-6)
     # slowness: M = I, positives only -> 0.5 * mean(||(1,-1)||^2, ||(0,1)||^2) = 0.5 * 1.5
     assert equivariance_loss(z_i, z_j, g, None, 2.0)["loss"].item() == pytest.approx(0.75, abs=1e-6)
 
@@ -114,3 +122,44 @@ def test_equivariance_loss_reaches_zero_for_known_linear_maps_and_not_for_random
     random_maps = _orthogonal(gen, n, d)
     fit = _fit_maps(z_i, torch.einsum("nij,nj->ni", random_maps, z_i), g, k)
     assert fit["loss"].item() > 1.0
+
+
+def test_equivariance_gain_by_hand():
+    z_i = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    z_j = torch.tensor([[0.0, 1.0], [-1.0, 0.0]])  # z_i rotated by +90 deg
+    g = torch.tensor([0, 0])
+    rot = torch.tensor([[[0.0, -1.0], [1.0, 0.0]]])
+    # the true map: d_map = 0, d_id = sqrt 2 -> gain 1
+    exact = equivariance_gain(z_i, z_j, g, rot)
+    assert exact["equivariance_gain"].item() == pytest.approx(1.0, abs=1e-6)
+    assert exact["dist_identity"].item() == pytest.approx(math.sqrt(2), rel=1e-6)
+    # identity maps (slowness): 0 by definition
+    assert equivariance_gain(z_i, z_j, g, None)["equivariance_gain"].item() == pytest.approx(0.0, abs=1e-7)
+    # the inverse rotation: M z_i = -z_j, d_map = 2 -> gain 1 - 2 / sqrt 2 (worse than no map)
+    worse = equivariance_gain(z_i, z_j, g, rot.transpose(1, 2))
+    assert worse["equivariance_gain"].item() == pytest.approx(1 - math.sqrt(2), rel=1e-6)
+    # slowness gain: partners rolled by N // 2 = 1: ||(1,0) - (-1,0)|| = 2, ||(0,1) - (0,1)|| = 0 -> d_rand 1
+    assert exact["dist_random"].item() == pytest.approx(1.0, rel=1e-6)
+    assert exact["slowness_gain"].item() == pytest.approx(1 - math.sqrt(2), rel=1e-6)
+
+
+def test_equivariance_gain_is_positive_for_known_linear_maps_and_about_zero_for_random_ones():
+    gen = torch.Generator().manual_seed(0)
+    n, d, k = 512, 8, 4
+    z_i = torch.randn(n, d, generator=gen)
+    g = torch.randint(0, k, (n,), generator=gen)
+    truth = _orthogonal(gen, k, d)
+    z_j = torch.einsum("nij,nj->ni", truth[g], z_i) + 0.1 * torch.randn(n, d, generator=gen)
+    assert equivariance_gain(z_i, z_j, g, truth)["equivariance_gain"].item() > 0.8
+    wrong = _orthogonal(gen, k, d)  # maps that are not the motions: about as good as no map
+    assert abs(equivariance_gain(z_i, z_j, g, wrong)["equivariance_gain"].item()) < 0.25
+
+
+def test_map_drift_by_hand():
+    maps = EquivarianceMaps(2, 4)
+    assert maps.drift().item() == 0.0
+    a = 0.5
+    with torch.no_grad():
+        maps.weight[0, :2, :2] = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    # ||R - I||_F = 2 sqrt 2 sin(a / 2) for map 0, 0 for map 1; mean over maps / sqrt(D = 4)
+    assert maps.drift().item() == pytest.approx(2 * math.sqrt(2) * math.sin(a / 2) / 2 / 2, rel=1e-6)
