@@ -160,8 +160,10 @@ def test_semi_supervised_presets_train_on_n_labels_per_class_and_no_more(tmp_pat
         train(p, datasets, tmp_path / name, progress=False)
         counts = np.bincount(list(datasets[task].seen.values()), minlength=3)
         assert counts.tolist() == [per_class] * 3, (name, counts)  # N per class were seen, no more
-        if "ego" in datasets:  # the unsupervised task never carries labels
+        if "ego" in datasets:  # the unsupervised task never carries labels; its health is logged
             assert "scene_class_id" not in datasets["ego"][0]
+            row = json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[-1])
+            assert np.isfinite(row["val/equivariance_gain"]) and np.isfinite(row["val/slowness_gain"])
         seen[name] = set(datasets[task].seen)
     assert seen["labels_only"] == seen["slowness_labels"] == seen["equivariant_labels"]  # the same frames
     n_per = f"options.labels_per_class={per_class}"
