@@ -11,7 +11,6 @@ figures on a shared machine are noisy.
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
 import sys
@@ -21,6 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pybullet as p  # noqa: E402
+
+from embodied.cli import ArgumentParser, UserError, catch_user_errors, run  # noqa: E402
 
 
 def _ego_env(size: int):
@@ -281,12 +282,15 @@ def bench_sets(quick: bool) -> dict[str, float]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+@catch_user_errors
+def main(argv: list[str] | None = None) -> int:
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--only", choices=["ego", "collect", "eval", "sets", "train", "tabletop"], help="run one section")
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke check)")
     ap.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.json is not None and (args.json.is_dir() or not args.json.parent.is_dir()):
+        raise UserError("--json", args.json, "a file path in an existing directory")
     results: dict[str, float] = {}
     if args.only in (None, "ego"):
         results.update(bench_ego(args.quick))
@@ -309,7 +313,8 @@ def main() -> None:
         print(f"{key:<{width}}  {value:10.3f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -15,19 +15,18 @@ rollout videos under --out.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts are driven as modules
 
 import collect as collect_cli  # noqa: E402
 import evaluate as evaluate_cli  # noqa: E402
 import render as render_cli  # noqa: E402
 import train as train_cli  # noqa: E402
 
+from embodied.cli import ArgumentParser, UserError, catch_user_errors, positive_int, run  # noqa: E402
 from embodied.envs.registry import PRESETS  # noqa: E402
 
 # name: (episodes, max steps per episode or None for the preset's, policy)
@@ -86,14 +85,17 @@ def stage(name: str) -> float:
     return time.perf_counter()
 
 
+@catch_user_errors
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default: runs/demo)")
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--full", action="store_true", help="real-size run (GPU machine)")
     size.add_argument("--tiny", action="store_true", help="smoke-size run of every stage")
-    ap.add_argument("--workers", type=int, default=None, help="collection workers (default: one per core)")
+    ap.add_argument("--workers", type=positive_int, help="collection workers (default: one per core)")
     args = ap.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError("--out", args.out, "a directory (it is a file)")
     cfg = SIZES["full" if args.full else "tiny" if args.tiny else "small"]
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -174,4 +176,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

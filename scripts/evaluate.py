@@ -13,13 +13,13 @@ a bar chart and a retrieval grid per set, and copies of the training loss curves
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import torch
+
+from embodied.cli import ArgumentParser, UserError, catch_user_errors, nonnegative_int, positive_int, run
 
 
 def _name(enc: torch.nn.Module, path: Path) -> str:
@@ -28,19 +28,34 @@ def _name(enc: torch.nn.Module, path: Path) -> str:
     return f"{agent} ({label})" if agent == "supervised" and label else agent
 
 
+def _device(name: str | None) -> torch.device:
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError("--device", name, "cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device", name, "cpu (no CUDA device is available here)")
+    if device.type not in ("cpu", "cuda"):
+        raise UserError("--device", name, "cpu, cuda or cuda:N")
+    return device
+
+
+@catch_user_errors
 def main(argv: list[str] | None = None) -> int:
     from embodied.eval.sets import SETS
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(description=__doc__)
     ap.add_argument("--ckpt", nargs="*", default=[], type=Path, help="checkpoint files or run directories")
     ap.add_argument("--out", type=Path, default=Path("runs/report"), help="report directory (default: runs/report)")
     ap.add_argument("--full", action="store_true", help="the full-size sets (default: the small ones)")
-    ap.add_argument("--sets", nargs="+", default=list(SETS), help=f"sets to score (default: {' '.join(SETS)})")
+    ap.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS, help=f"sets (default: {' '.join(SETS)})")
     ap.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
-    ap.add_argument("--draws", type=int, default=5, help="few-shot draws per setting (default: 5)")
+    ap.add_argument("--draws", type=positive_int, default=5, help="few-shot draws per setting (default: 5)")
     ap.add_argument("--no-floors", action="store_true", help="leave out pixels, colour histogram and random")
     ap.add_argument("--no-ceiling", action="store_true", help="do not train / score the category ceiling")
-    ap.add_argument("--ceiling-steps", type=int, default=None, help="ceiling training steps (default: by size)")
+    ap.add_argument("--ceiling-steps", type=nonnegative_int, help="ceiling training steps (default: by size)")
     args = ap.parse_args(argv)
 
     from embodied.encoder import load_encoder
@@ -51,26 +66,24 @@ def main(argv: list[str] | None = None) -> int:
     from embodied.eval.report import Summary, bar_chart, markdown, order, retrieval_grid, slug, write_json
     from embodied.eval.sets import describe, load_set
 
-    bad = [s for s in args.sets if s not in SETS]
-    if bad:
-        print(f"error: --sets = {' '.join(bad)}; expected names from {', '.join(SETS)}", file=sys.stderr)
-        return 2
-    if args.draws < 1:
-        print(f"error: --draws = {args.draws}; expected a positive integer", file=sys.stderr)
-        return 2
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _device(args.device)
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError("--out", args.out, "a directory (it is a file)")
     encoders: dict[str, tuple[torch.nn.Module, Path | None]] = {}
     for path in args.ckpt:
         if not path.exists():
-            print(f"error: --ckpt = {path}; expected an existing checkpoint file or run directory", file=sys.stderr)
-            return 2
+            raise UserError("--ckpt", path, "an existing checkpoint file or run directory")
+        if path.is_dir() and not (path / "checkpoint.pt").exists():
+            raise UserError("--ckpt", path, "a run directory holding checkpoint.pt (this one has none)")
         try:
             enc = load_encoder(path, device=device)
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets one clear line
-            print(f"error: --ckpt = {path}; expected a readable checkpoint ({e})", file=sys.stderr)
-            return 2
+            first = (str(e).strip().splitlines() or [""])[0][:160]
+            raise UserError("--ckpt", path, f"a readable checkpoint ({type(e).__name__}: {first})") from None
         name = _name(enc, path)
         encoders[name if name not in encoders else f"{name} ({path})"] = (enc, path)
+    if not encoders and args.no_floors and args.no_ceiling:
+        raise UserError("--ckpt", "(none)", "a checkpoint, or floors or the ceiling (drop --no-floors / --no-ceiling)")
     trunk = next(iter(encoders.values()))[0].config.to_dict() if encoders else None
     if not args.no_floors:
         encoders.update({n: (f, None) for n, f in floors().items()})
@@ -80,12 +93,6 @@ def main(argv: list[str] | None = None) -> int:
         dev = "cuda" if device.type == "cuda" else "cpu"
         ckpt = train_ceiling(args.out / "ceiling", size, args.ceiling_steps, device=dev, trunk=trunk)
         encoders["supervised (category)"] = (load_encoder(ckpt, device=device), args.out / "ceiling")
-    if not encoders:
-        print(
-            "error: --ckpt = (none) with --no-floors and --no-ceiling; expected something to evaluate", file=sys.stderr
-        )
-        return 2
-
     sets = {name: load_set(name, size) for name in args.sets}
     args.out.mkdir(parents=True, exist_ok=True)
     scores: dict = {name: {} for name in sets}
@@ -131,4 +138,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

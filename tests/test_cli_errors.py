@@ -102,6 +102,29 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("compare_rl", ["--env", "moon", "--out", "{new}"], "moon"),
     ("compare_rl", ["--seeds", "a", "--out", "{new}"], "--seeds"),
     ("compare_rl", ["--out", "{new}", "--", "--n-envs", "0"], "--n-envs"),
+    # evaluate
+    ("evaluate", ["--ckpt", "{missing}", "--out", "{new}"], "--ckpt"),
+    ("evaluate", ["--ckpt", "{data}", "--out", "{new}"], "checkpoint.pt"),
+    ("evaluate", ["--ckpt", "{data}/manifest.json", "--out", "{new}"], "readable checkpoint"),
+    ("evaluate", ["--draws", "0", "--out", "{new}"], "--draws"),
+    ("evaluate", ["--draws", "abc", "--out", "{new}"], "--draws"),
+    ("evaluate", ["--sets", "faces", "--out", "{new}"], "faces"),
+    ("evaluate", ["--ceiling-steps", "-1", "--out", "{new}"], "--ceiling-steps"),
+    ("evaluate", ["--device", "nope", "--out", "{new}"], "--device"),
+    ("evaluate", ["--out", "{data}/manifest.json"], "--out"),
+    ("evaluate", ["--no-floors", "--no-ceiling", "--out", "{new}"], "--ckpt"),
+    # demo
+    ("demo", ["--workers", "0", "--out", "{new}"], "--workers"),
+    ("demo", ["--workers", "abc", "--out", "{new}"], "--workers"),
+    ("demo", ["--full", "--tiny", "--out", "{new}"], "--tiny"),
+    ("demo", ["--out", "{data}/manifest.json"], "--out"),
+    ("demo", ["--size", "huge", "--out", "{new}"], "--size"),
+    # bench
+    ("bench", ["--only", "nope"], "--only"),
+    ("bench", ["--json", "{missing}/out.json"], "--json"),
+    ("bench", ["--json", "{data}"], "--json"),
+    ("bench", ["--frobnicate"], "--frobnicate"),
+    ("bench", ["--only"], "--only"),
 ]
 SCRIPTS = sorted({script for script, _, _ in ROWS})
 

@@ -48,7 +48,7 @@ def test_counts_and_uids():
     assert len(O.CATEGORIES) >= 12 and len(set(O.CATEGORIES)) == len(O.CATEGORIES)
     specs = O.instances()
     assert len(specs) == len(O.CATEGORIES) * O.INSTANCES_PER_CATEGORY
-    assert O.INSTANCES_PER_CATEGORY == 24
+    assert O.INSTANCES_PER_CATEGORY == 32
     assert [s.uid for s in specs] == list(range(len(specs)))
     for s in specs:
         assert s.category == O.CATEGORIES[s.category_id]
@@ -63,13 +63,12 @@ def test_counts_and_uids():
 
 def test_split_rule():
     train, held = O.instances("train"), O.instances("heldout")
-    assert all(s.index % O.HELDOUT_EVERY == O.HELDOUT_EVERY - 1 for s in held)
-    assert all(s.index % O.HELDOUT_EVERY != O.HELDOUT_EVERY - 1 for s in train)
+    assert all(s.index < O.TRAIN_POOL and s.index % O.HELDOUT_EVERY != O.HELDOUT_EVERY - 1 for s in train)
     assert all(s.split == "heldout" for s in held) and all(s.split == "train" for s in train)
     assert len(train) + len(held) == len(O.instances("all"))
-    assert 0.15 <= len(held) / len(O.instances()) <= 0.25
-    for c in O.CATEGORIES:  # every category is in both splits
-        assert [s.index for s in O.instances("heldout", [c])] == [4, 9, 14, 19]
+    for c in O.CATEGORIES:  # 20 train instances (the first library's) and 12 held out per category
+        assert [s.index for s in O.instances("heldout", [c])] == [4, 9, 14, 19, *range(24, 32)]
+        assert len(O.instances("train", [c])) == 20
 
 
 def test_same_instance_same_bytes_across_processes(tmp_path):
@@ -109,7 +108,7 @@ def test_soft_categories_are_softer_than_hard_ones():
 
 @pytest.mark.parametrize(
     ("args", "needle"),
-    [(("spoon", 0), "spoon"), (("cup", -1), "-1"), (("cup", 24), "24"), ((99, 0), "99"), (("cup", 1.5), "1.5")],
+    [(("spoon", 0), "spoon"), (("cup", -1), "-1"), (("cup", 32), "32"), ((99, 0), "99"), (("cup", 1.5), "1.5")],
 )
 def test_bad_input_raises(args, needle):
     with pytest.raises(ValueError, match=needle):
