@@ -75,4 +75,5 @@ def load_encoder(
     state = {k[len("trunk.") :]: v for k, v in ckpt["model"].items() if k.startswith("trunk.")}
     net.load_state_dict(state)
     meta = {"agent": preset["name"], "path": str(path), "step": int(ckpt["step"]), "options": preset.get("options", {})}
+    meta["metrics"] = ckpt.get("metrics") or {}  # the last logged row: held-out numbers such as val/*
     return Encoder(net, meta).to(device)

@@ -129,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         "pictures": pictures,
         "curves": curves,
         "encoders": {n: (str(p) if p else "built-in") for n, (_, p) in encoders.items()},
+        "training": {
+            n: {k: v for k, v in enc.meta["metrics"].items() if k == "step" or k.startswith("val/")}
+            for n, (enc, _) in encoders.items()
+            if any(k.startswith("val/") for k in getattr(enc, "meta", {}).get("metrics", {}))
+        },
     }
     (args.out / "report.md").write_text(markdown(summary, meta))
     write_json(summary, meta, args.out / "report.json")

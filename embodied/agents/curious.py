@@ -44,7 +44,7 @@ class CuriousAgent(Agent):
         "identity_loss": "cosine",  # "cosine" or "triplet"
         "identity_margin": 0.5,
         "hidden": 256,
-        "balance": "mean",  # "none", "mean" (running-mean normalisation) or "uncertainty" (Kendall et al.)
+        "balance": "uncertainty",  # "none", "mean" (running-mean normalisation) or "uncertainty" (Kendall et al.)
     }
     keys: ClassVar[dict[str, tuple[str, ...]]] = {
         "grasp": ("patch", "angle_bin", "success"),

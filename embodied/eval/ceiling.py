@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from embodied.eval.sets import load_ceiling_views
 
-CEILING_STEPS = {"small": 600, "full": 6000}
+CEILING_STEPS = {"small": 400, "full": 6000}
 
 
 class LabelledImages(Dataset):

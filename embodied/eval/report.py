@@ -31,6 +31,13 @@ PAPER = {  # Pinto et al. ECCV 2016, real robot: (random init, robot-trained, Im
     "classification (Household / UW-RGBD / Caltech-256)": ("0.250 / 0.468 / 0.242", "0.354 / 0.693 / 0.317", "-"),
 }
 
+# Jayaraman & Grauman's few-label comparison: (A, B) pairs reported as A - B on the scene set
+PROTOCOL = (
+    ("equivariant_labels", "labels_only"),
+    ("slowness_labels", "labels_only"),
+    ("equivariant_labels", "slowness_labels"),
+)
+
 Scores = dict[str, dict[str, dict[str, PerQuery]]]  # set -> encoder -> metric -> per-query outcomes
 
 
@@ -145,6 +152,35 @@ def floor_check(summary: Summary) -> list[str]:
     return lines
 
 
+def protocol_table(summary: Summary, set_name: str = "scenes") -> list[str]:
+    """Markdown rows: the few-label protocol's paired differences (A - B) on every metric of ``set_name``."""
+    encs = summary.scores.get(set_name, {})
+    pairs = [(a, b) for a, b in PROTOCOL if a in encs and b in encs]
+    if not pairs:
+        return []
+    metrics = summary.metrics(set_name)
+    rows = ["| A - B | " + " | ".join(metrics) + " |", "|---" * (1 + len(metrics)) + "|"]
+    for a, b in pairs:
+        cells = []
+        for m in metrics:
+            d = summary.difference(set_name, a, b, m)
+            cells.append(_diff(d) + ("" if d.excludes_zero() else " (noise)"))
+        rows.append(f"| {a} - {b} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def training_table(training: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown rows: the held-out numbers each learner logged at its last step (e.g. the equivariance gain)."""
+    keys = sorted({k for row in training.values() for k in row if k != "step"})
+    if not keys:
+        return []
+    rows = ["| encoder | step | " + " | ".join(keys) + " |", "|---" * (2 + len(keys)) + "|"]
+    for name, row in training.items():
+        cells = [f"{row[k]:.3f}" if k in row else "-" for k in keys]
+        rows.append(f"| {name} | {row.get('step', '-')} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def bar_chart(summary: Summary, set_name: str, path: Path) -> Path:
     """PNG: each encoder's headline metrics with 95 % intervals; floors grey, ceilings black-edged."""
     import matplotlib
@@ -230,6 +266,20 @@ def markdown(summary: Summary, meta: dict[str, Any]) -> str:
     check = floor_check(summary)
     if check:
         lines += ["## Does each set separate the untrained trunk from a ceiling?", "", *check, ""]
+    protocol = protocol_table(summary)
+    if protocol:
+        lines += ["## Few labels: the ego-motion paper's protocol (scenes, paired differences)", "", *protocol, ""]
+    training = training_table(meta.get("training", {}))
+    if training:
+        lines += [
+            "## Held-out numbers logged in training (last step)",
+            "",
+            "equivariance_gain = 1 - mean|M_g z_i - z_j| / mean|z_i - z_j| on held-out pairs "
+            "(> 0: the maps explain motion).",
+            "",
+            *training,
+            "",
+        ]
     lines += ["## Verdicts: which floors each learner beats beyond noise (headline metrics)", ""]
     lines += (verdicts(summary) or ["- no learner was evaluated"]) + [""]
     for set_name in summary.scores:

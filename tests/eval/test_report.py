@@ -7,7 +7,16 @@ import numpy as np
 import torch
 
 from embodied.eval.metrics import PerQuery
-from embodied.eval.report import Summary, bar_chart, markdown, retrieval_grid, role, verdicts
+from embodied.eval.report import (
+    Summary,
+    bar_chart,
+    markdown,
+    protocol_table,
+    retrieval_grid,
+    role,
+    training_table,
+    verdicts,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,3 +99,17 @@ def test_evaluate_cli_floors_end_to_end(tmp_path):
     for pic in ("bars_shape.png", "retrieval_shape.png", "bars_scenes.png", "report.md"):
         assert (tmp_path / "r" / pic).exists()
     assert "rendered in" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_protocol_and_training_tables():
+    rng = np.random.default_rng(1)
+    clusters = np.repeat(np.arange(50), 4)
+    base = (rng.random(200) < 0.4).astype(float)
+    per = {"labels_only": base, "equivariant_labels": np.maximum(base, rng.random(200) < 0.5), "slowness_labels": base}
+    summary = Summary({"scenes": {e: {"scene 6-shot": PerQuery(v, clusters)} for e, v in per.items()}}, draws=300)
+    rows = "\n".join(protocol_table(summary))
+    assert "| equivariant_labels - labels_only | +0." in rows and "(noise)" not in rows.split("\n")[2]
+    assert "| slowness_labels - labels_only | +0.000 [+0.000, +0.000] (noise)" in rows
+    assert protocol_table(Summary({"scenes": {"random": {"scene 6-shot": PerQuery(base, clusters)}}})) == []
+    table = "\n".join(training_table({"equivariant": {"step": 300, "val/equivariance_gain": 0.0712}}))
+    assert "| equivariant | 300 | 0.071 |" in table and "val/equivariance_gain" in table
