@@ -257,14 +257,18 @@ class PokeDataset(Dataset):
 class IdentityDataset(Dataset):
     """(f) Multi-view identity triplets: two views of one instance and a view of another.
 
-    Item n: anchor = frame n, positive = another frame of the same episode (same instance),
-    negative = a frame of an episode showing a different instance; drawn from a generator
-    seeded by (seed, n), so items are reproducible. Also "instance" and "category" of the anchor.
+    Item n: anchor = frame n, positive = a view of the same instance from *another* episode when
+    the dataset has one (another backdrop, room and light: matching on the background cannot
+    solve it), else another frame of the same episode; negative = a frame of an episode showing a
+    different instance; drawn from a generator seeded by (seed, n), so items are reproducible.
+    ``cross_episode=False`` always takes the positive from the anchor's episode.
+    Also "instance" and "category" of the anchor.
     Item: {"anchor", "positive", "negative": (H, W, 3) uint8, "instance": int64, "category": int64}.
     """
 
-    def __init__(self, root: str | Path, seed: int = 0) -> None:
+    def __init__(self, root: str | Path, seed: int = 0, cross_episode: bool = True) -> None:
         self.cache = FrameCache(root, keys=("rgb",))
+        self.cross_episode = cross_episode
         for label in ("outcome/instance", "outcome/category_id"):
             if label not in self.cache.labels:
                 raise ValueError(f"dataset {root} has no {label!r} labels; identity needs multi-view (Look) data")
@@ -275,6 +279,9 @@ class IdentityDataset(Dataset):
             raise ValueError(f"dataset {root} shows fewer than 2 object instances; identity needs negatives")
         self.rows = np.flatnonzero(np.array([self.cache.episodes[int(e)][1] > 1 for e in self.cache.episode]))
         _nonempty(self, root, "episodes with two or more views")
+        self.episodes_of: dict[int, list[int]] = {}  # instance -> its episodes, in dataset order
+        for e, (start, _) in self.cache.episodes.items():
+            self.episodes_of.setdefault(int(self.instance[start]), []).append(int(e))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -283,7 +290,13 @@ class IdentityDataset(Dataset):
         rng = np.random.default_rng((self.seed, n))
         i = int(self.rows[n])
         start, length = self.cache.episodes[int(self.cache.episode[i])]
-        j = start + (i - start + 1 + int(rng.integers(length - 1))) % length  # any other view
+        episode = int(self.cache.episode[i])
+        others = [e for e in self.episodes_of[int(self.instance[i])] if e != episode] if self.cross_episode else []
+        if others:
+            o_start, o_length = self.cache.episodes[others[int(rng.integers(len(others)))]]
+            j = o_start + int(rng.integers(o_length))
+        else:
+            j = start + (i - start + 1 + int(rng.integers(length - 1))) % length  # any other view
         while True:
             k = int(rng.integers(len(self.instance)))
             if self.instance[k] != self.instance[i]:

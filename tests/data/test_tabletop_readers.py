@@ -78,3 +78,19 @@ def test_identity_triplets(data):
 def test_readers_refuse_the_wrong_data(data):
     with pytest.raises(ValueError, match="infos/force_profile"):
         PokeDataset(data / "grasp")
+
+
+def test_identity_positives_come_from_another_episode_of_the_instance(data):
+    ds = IdentityDataset(data / "look", seed=3)
+    (s0, n0), (s1, n1) = ds.cache.episodes[0], ds.cache.episodes[1]
+    # pretend episodes 0 and 1 showed the same instance (as two Look sessions of one object do)
+    ds.instance[s1 : s1 + n1] = ds.instance[s0]
+    ds.episodes_of = {int(ds.instance[s0]): [0, 1]}
+    rgb = ds.cache.obs["rgb"]
+    other = [np.asarray(rgb[k]) for k in range(s1, s1 + n1)]
+    for n in np.flatnonzero((ds.rows >= s0) & (ds.rows < s0 + n0)):
+        positive = ds[int(n)]["positive"].numpy()
+        assert any(np.array_equal(positive, f) for f in other)  # never a view of the anchor's own session
+    same = IdentityDataset(data / "look", seed=3, cross_episode=False)
+    item = same[0]
+    assert any(np.array_equal(item["positive"].numpy(), np.asarray(rgb[k])) for k in range(s0 + 1, s0 + n0))
