@@ -32,6 +32,19 @@ from embodied.nn.trunk import TrunkConfig
 TASKS = ("grasp", "push", "poke", "identity")
 
 
+def recolour(images: torch.Tensor, share: float) -> torch.Tensor:
+    """uint8 (N, H, W, 3) images, a random ``share`` of them with their RGB channels permuted and each
+    channel scaled by a factor in [0.6, 1.0], so that colour stops telling two views of one object
+    apart from views of another (the evaluation's ``shape`` set recolours objects the same way).
+    Draws from torch's global generator (seeded and checkpointed by the training loop)."""
+    n = images.shape[0]
+    pick = torch.rand(n, device=images.device) < share
+    perms = torch.stack([torch.randperm(3, device=images.device) for _ in range(n)])  # (N, 3)
+    gain = 0.6 + 0.4 * torch.rand(n, 1, 1, 3, device=images.device)
+    out = images.gather(3, perms[:, None, None, :].expand_as(images)).float() * gain
+    return torch.where(pick[:, None, None, None], out.round().to(images.dtype), images)
+
+
 class CuriousAgent(Agent):
     defaults: ClassVar[dict[str, Any]] = {
         "tasks": list(TASKS),  # a subset trains an ablation
@@ -43,6 +56,7 @@ class CuriousAgent(Agent):
         "regression": "mse",  # "mse" or "smooth_l1" for push and poke
         "identity_loss": "cosine",  # "cosine" or "triplet"
         "identity_margin": 0.5,
+        "identity_recolour": 0.0,  # share of identity views whose colour channels are permuted and rescaled
         "hidden": 256,
         "balance": "uncertainty",  # "none", "mean" (running-mean normalisation) or "uncertainty" (Kendall et al.)
     }
@@ -140,7 +154,10 @@ class CuriousAgent(Agent):
             return loss, {}
         if task == "identity":
             n = len(batch["anchor"])
-            z = self.identity(self.embed(torch.cat([batch["anchor"], batch["positive"], batch["negative"]])))
+            views = torch.cat([batch["anchor"], batch["positive"], batch["negative"]])
+            if self.training and self.options["identity_recolour"] > 0:
+                views = recolour(views, float(self.options["identity_recolour"]))
+            z = self.identity(self.embed(views))
             a, p, q = z[:n], z[n : 2 * n], z[2 * n :]
             if self.options["identity_loss"] == "cosine":
                 loss = cosine_embedding_loss(a, p, q, self.options["identity_margin"])

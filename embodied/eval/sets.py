@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -163,10 +162,3 @@ def describe(name: str, data: dict[str, Any]) -> str:
     seconds = data.get("_meta", {}).get("seconds", float("nan"))
     return f"{name}: {n} images of {what}, rendered in {seconds:.1f} s"
 
-
-def set_path(name: str, size: str = "small") -> Path:
-    """Where ``load_set(name, size)`` caches its images."""
-    from embodied.sim.assets import asset_path
-
-    _check(name, size)
-    return asset_path("eval_sets", _cache_key(SPECS[size][name], "heldout", _seed(name)), ".npz")

@@ -74,3 +74,22 @@ def test_a_target_scaled_by_1e4_still_trains_every_head_and_takes_no_trunk(tmp_p
     line = datasets["poke"].tensors["line"]
     torch.testing.assert_close(agent.poke_scale.mean, line.mean(0))
     assert agent.predict_poke(datasets["poke"].tensors["rgb"][:4]).abs().mean() > 100  # N/s, not z-scores
+
+
+def test_recolour_permutes_and_scales_channels_of_the_chosen_share():
+    from embodied.agents.curious import recolour
+
+    torch.manual_seed(0)
+    images = torch.randint(1, 256, (32, 4, 4, 3), dtype=torch.uint8)
+    assert torch.equal(recolour(images, 0.0), images)
+    out, x = recolour(images, 1.0).double(), images.double()
+    for i in range(len(images)):
+        sources = []
+        for c in range(3):  # output channel c is input channel k times a gain g in [0.6, 1], rounded
+            fits = [(k, out[i, ..., c].sum() / x[i, ..., k].sum()) for k in range(3)]
+            k, g = min(fits, key=lambda kg: (out[i, ..., c] - kg[1] * x[i, ..., kg[0]]).abs().max())
+            assert (out[i, ..., c] - g * x[i, ..., k]).abs().max() <= 1.0 and 0.59 <= g <= 1.01
+            sources.append(k)
+        assert sorted(sources) == [0, 1, 2]  # a permutation of the channels
+    changed = (recolour(images, 0.5) != images).flatten(1).any(1).double().mean()
+    assert 0.2 < changed < 0.8
