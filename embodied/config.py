@@ -1,0 +1,105 @@
+"""One config path: ``key=value`` overrides, applied to nested tables, with one unknown-key check.
+
+Every command line that changes a preset goes through here (env kwargs with ``collect.py --set``,
+agent presets with ``train.py section.key=value``, RL runs)::
+
+    >>> parse_value("6"), parse_value("1e-4"), parse_value("true"), parse_value("[1, 2]")
+    (6, 0.0001, True, [1, 2])
+    >>> parse_value('"text"'), parse_value("text")            # TOML string, or bare text as it is
+    ('text', 'text')
+    >>> apply_overrides({"options": {"k": 6}}, ["options.weights.identity=6"])
+    {'options': {'k': 6, 'weights': {'identity': 6}}}
+    >>> check_keys({"size": 64, "bogus": 1}, ["size", "views"], prefix="env kwarg ")
+    Traceback (most recent call last):
+    ...
+    embodied.config.UnknownKeyError: env kwarg bogus = 1; expected a key, one of size, views
+
+A value is read as a TOML value (``tomllib``): integers, floats (``1e-4``, ``inf``), booleans,
+``"quoted"`` or ``'literal'`` strings, arrays, inline tables ``{a = 1}``. ``null`` is None (TOML has
+none; JSON's spelling, which ``--set`` took before). Text that is not a TOML value is taken as the
+bare string it is (``device=cuda``), so quoting a string is needed only where it would read as
+something else (``label="true"``).
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from embodied.cli import UserError, choices
+
+__all__ = ["UnknownKeyError", "apply_overrides", "check_keys", "parse_override", "parse_value", "set_key"]
+
+
+class UnknownKeyError(UserError):
+    """A key that is not one of the known ones: ``<prefix><key> = <value>; expected <what>, one of ...``."""
+
+
+def parse_value(text: str) -> Any:
+    """``text`` as a TOML value; ``null`` as None; anything TOML cannot read as the bare string ``text``.
+
+    Surrounding whitespace is ignored. Only a single value counts: text that would make TOML read
+    more than one key (``1\\nw = 2``) is a bare string too.
+    """
+    text = text.strip()
+    if text == "null":
+        return None
+    try:
+        parsed = tomllib.loads(f"v = {text}")
+    except tomllib.TOMLDecodeError:
+        return text
+    return parsed["v"] if list(parsed) == ["v"] else text
+
+
+def parse_override(item: str, *, what: str = "override") -> tuple[tuple[str, ...], Any]:
+    """``"a.b.c=value"`` -> ``(("a", "b", "c"), parse_value("value"))``.
+
+    Raises UserError ``<what> = <item>; expected key=value ...`` when there is no ``=`` or a dotted
+    part of the key is empty.
+    """
+    key, sep, text = item.partition("=")
+    parts = tuple(p.strip() for p in key.split("."))
+    if not sep or not all(parts):
+        raise UserError(what, item, "key=value, e.g. size=128 or options.weights.identity=6")
+    return parts, parse_value(text)
+
+
+def set_key(table: dict[str, Any], path: Iterable[str], value: Any) -> None:
+    """Set ``table[p0][p1]...[pn] = value`` in place, making the missing tables on the way.
+
+    Raises UserError when a table on the way is already a plain value (``k=6``, then ``k.x=1``).
+    """
+    *heads, last = tuple(path)
+    for depth, head in enumerate(heads):
+        table = table.setdefault(head, {})
+        if not isinstance(table, dict):
+            dotted = ".".join(heads[: depth + 1])
+            raise UserError(dotted, table, f"a table to set {'.'.join((*heads, last))} in (it is a value)")
+    table[last] = value
+
+
+def apply_overrides(table: Mapping[str, Any], overrides: Iterable[str], *, what: str = "override") -> dict[str, Any]:
+    """A deep copy of ``table`` with each ``dotted.key=value`` of ``overrides`` set, in order (the last wins).
+
+    Values are read by :func:`parse_value`; tables named by a dotted key are made when missing. Keys
+    are not checked against anything: call :func:`check_keys` on the result where that matters.
+    """
+    out = copy.deepcopy(dict(table))
+    for item in overrides:
+        path, value = parse_override(item, what=what)
+        set_key(out, path, value)
+    return out
+
+
+def check_keys(table: Mapping[str, Any], known: Iterable[str], *, prefix: str = "", expected: str = "a key") -> None:
+    """The one unknown-key check: UnknownKeyError (a UserError, so a ValueError) for the first key of
+    ``table`` that is not in ``known``, on one line naming it and listing the known ones::
+
+        <prefix><key> = <value>; expected <expected>, one of <known, sorted>
+    """
+    names = set(known)
+    for key, value in table.items():
+        if key not in names:
+            raise UnknownKeyError(f"{prefix}{key}", value, f"{expected}, {choices(sorted(names))}")
