@@ -14,6 +14,9 @@ agent presets with ``train.py section.key=value``, RL runs)::
     ...
     embodied.config.UnknownKeyError: env kwarg bogus = 1; expected a key, one of size, views
 
+A config dataclass is also a command line, as cleanrl's ``Args`` are: each field's
+``metadata["help"]`` is its ``--help`` text (see :func:`add_arguments` and :func:`from_args`).
+
 A value is read as a TOML value (``tomllib``): integers, floats (``1e-4``, ``inf``), booleans,
 ``"quoted"`` or ``'literal'`` strings, arrays, inline tables ``{a = 1}``. ``null`` is None (TOML has
 none; JSON's spelling, which ``--set`` took before). Text that is not a TOML value is taken as the
@@ -23,14 +26,28 @@ something else (``label="true"``).
 
 from __future__ import annotations
 
+import argparse
 import copy
+import dataclasses
 import tomllib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from embodied.cli import UserError, choices
 
-__all__ = ["UnknownKeyError", "apply_overrides", "check_keys", "parse_override", "parse_value", "set_key"]
+__all__ = [
+    "UnknownKeyError",
+    "add_arguments",
+    "apply_overrides",
+    "check_keys",
+    "from_args",
+    "option",
+    "parse_override",
+    "parse_value",
+    "set_key",
+]
+
+T = TypeVar("T")
 
 
 class UnknownKeyError(UserError):
@@ -62,7 +79,7 @@ def parse_override(item: str, *, what: str = "override") -> tuple[tuple[str, ...
     key, sep, text = item.partition("=")
     parts = tuple(p.strip() for p in key.split("."))
     if not sep or not all(parts):
-        raise UserError(what, item, "key=value, e.g. size=128 or options.weights.identity=6")
+        raise UserError(what, item, "key=value, e.g. size=128")
     return parts, parse_value(text)
 
 
@@ -103,3 +120,59 @@ def check_keys(table: Mapping[str, Any], known: Iterable[str], *, prefix: str = 
     for key, value in table.items():
         if key not in names:
             raise UnknownKeyError(f"{prefix}{key}", value, f"{expected}, {choices(sorted(names))}")
+
+
+# -- config dataclasses as command lines ---------------------------------------------------------------
+#: field metadata read here, not passed to ``add_argument``
+_OWN_METADATA = ("flag", "convert", "cli")
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", **metadata: Any) -> Any:  # noqa: A002
+    """A dataclass field that is also a command-line option: ``help`` is its ``--help`` text, ``metadata``
+    what :func:`add_arguments` reads (``type``, ``choices``, ``flag``...). A list or dict default is
+    copied for each instance (a ``default_factory``)."""
+    metadata = {"help": help, **metadata}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One option per field of the dataclass ``cls``, in field order (cleanrl's ``Args`` style).
+
+    The option is ``--field-name`` (``metadata["flag"]`` to name it otherwise), its default the
+    field's, and every other metadata entry goes to ``parser.add_argument`` as it is: ``help`` (the
+    ``--help`` text), ``type``, ``choices``, ``metavar``, ``action``. An ``action="append"`` option
+    starts from ``[]`` (its ``convert`` makes the field's value of the list). A ``bool`` field
+    defaulting to False without an ``action`` is a ``store_true`` switch. ``metadata["cli"] = False``
+    leaves a field off the command line; ``metadata["convert"]`` is applied by :func:`from_args` to
+    what argparse parsed.
+    """
+    for f in dataclasses.fields(cls):
+        meta = dict(f.metadata)
+        if meta.get("cli", True) is False:
+            continue
+        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+        kwargs = {k: v for k, v in meta.items() if k not in _OWN_METADATA}
+        if kwargs.get("action") == "append":
+            kwargs.setdefault("default", [])  # what argparse appends to (copied by argparse), not the field's
+        elif f.default is not dataclasses.MISSING:
+            kwargs.setdefault("default", f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            kwargs.setdefault("default", f.default_factory())
+        if kwargs.get("default") is False and "action" not in kwargs:
+            kwargs["action"] = "store_true"
+        parser.add_argument(flag, dest=f.name, **kwargs)
+
+
+def from_args(cls: type[T], args: argparse.Namespace, **changes: Any) -> T:
+    """The dataclass ``cls`` from a namespace parsed with :func:`add_arguments` (each field's
+    ``metadata["convert"]`` applied, e.g. ``KEY=VALUE`` strings to a dict), then ``changes``."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("cli", True) is False or not hasattr(args, f.name):
+            continue
+        value = getattr(args, f.name)
+        convert = f.metadata.get("convert")
+        values[f.name] = convert(value) if convert is not None else value
+    return cls(**{**values, **changes})

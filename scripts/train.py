@@ -23,7 +23,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from embodied.agents.registry import (  # noqa: E402
-    SECTIONS,
     agent_class,
     apply_overrides,
     check_datasets,
@@ -111,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "num_workers": args.workers,
         "seed": args.seed,
     }
+    # the flags as overrides (JSON numbers and strings are TOML values: embodied.config.parse_value)
     overrides = list(args.overrides) + [f"train.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     # every input checked before any work: preset, overrides (typed against the config dataclasses),
     # dataset directories and their kind, the run directory
@@ -121,11 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         names = ", ".join(list_presets())
         why = f" ({e})" if args.agent in list_presets() or Path(args.agent).suffix == ".toml" else ""
         raise UserError("--agent", args.agent, f"a preset ({names}) or a preset .toml file{why}") from None
-    for item in overrides:
-        key, sep, _ = item.partition("=")
-        if not sep or len(key.split(".")) < 2 or key.split(".")[0] not in SECTIONS:
-            raise UserError("override", item, f"section.key=value with section one of {', '.join(SECTIONS)}")
-    preset = apply_overrides(preset, overrides)
+    preset = apply_overrides(preset, overrides)  # UserError for an override outside trunk, train, options
     check_preset(preset)
     if not args.data:
         raise UserError("--data", "(missing)", "one or more dataset directories")

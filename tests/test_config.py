@@ -108,3 +108,33 @@ def test_check_keys_names_the_key_and_lists_the_known_ones():
 
 def test_docstring_examples():
     assert doctest.testmod(embodied.config).failed == 0
+
+
+def test_preset_files_use_the_one_check(tmp_path):
+    """Env and agent preset files name an unknown key and list the known ones, on one line."""
+    from embodied.agents.registry import parse_preset
+    from embodied.envs.registry import load_presets
+
+    (tmp_path / "bad_env.toml").write_text('id = "x/Y-v0"\nentry_point = "a:B"\npolcy = "random"\n')
+    with pytest.raises(UnknownKeyError) as e:
+        load_presets(tmp_path)
+    assert "bad_env.toml: polcy = random; expected a key of an env preset, one of description, entry_point" in str(
+        e.value
+    )
+    (tmp_path / "bad_agent.toml").write_text('agent = "a:B"\n[optons]\nk = 1\n')
+    with pytest.raises(UnknownKeyError, match=r"bad_agent.toml: optons = .*expected a key of an agent preset, one of"):
+        parse_preset(tmp_path / "bad_agent.toml")
+
+
+def test_agent_overrides_go_through_the_one_parser():
+    from embodied.agents.registry import apply_overrides as agent_overrides
+    from embodied.agents.registry import check_preset, load_preset
+
+    p = agent_overrides(load_preset("curious"), ["options.weights.identity=6", "train.lr=1e-4", "train.device=cpu"])
+    assert p.options["weights"]["identity"] == 6 and p.train["lr"] == 1e-4 and p.train["device"] == "cpu"
+    with pytest.raises(UserError, match=r"^override = lr=1; expected section\.key=value with section one of trunk"):
+        agent_overrides(load_preset("curious"), ["lr=1"])
+    with pytest.raises(UnknownKeyError, match=r"^train\.bogus = 1; expected a key of \[train\], one of "):
+        check_preset(agent_overrides(load_preset("equivariant"), ["train.bogus=1"]))
+    with pytest.raises(UnknownKeyError, match=r"^options\.nope = 1; expected an option of EquivariantAgent, one of "):
+        check_preset(agent_overrides(load_preset("equivariant"), ["options.nope=1"]))

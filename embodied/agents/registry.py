@@ -12,7 +12,8 @@ learner is one module plus one file::
     [options]          # the agent class's own options (its ``defaults``)
     k = 6
 
-Overrides ``section.key=value`` (values parsed as TOML, else taken as strings) change any field.
+Overrides ``section.key=value`` change any field (values read by :func:`embodied.config.parse_value`:
+TOML values, ``null``, else the bare string).
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from embodied import config
 from embodied.agents.base import Agent
 from embodied.agents.data import check_dataset
-from embodied.cli import UserError, choices, show
+from embodied.cli import UserError, show
 from embodied.nn.trunk import TrunkConfig
 
 PRESET_DIR = Path(os.environ.get("EMBODIED_AGENT_PRESETS", Path(__file__).resolve().parents[2] / "agents"))
 SECTIONS = ("trunk", "train", "options")
+PRESET_KEYS = ("agent", "description", *SECTIONS)
 
 
 @dataclass
@@ -72,9 +75,7 @@ def parse_preset(path: Path) -> AgentPreset:
         raw = tomllib.load(f)
     if "agent" not in raw:
         raise ValueError(f"agent preset {path} lacks 'agent' (module:Class)")
-    unknown = set(raw) - {"agent", "description", *SECTIONS}
-    if unknown:
-        raise ValueError(f"agent preset {path} has unknown keys {sorted(unknown)}")
+    config.check_keys(raw, PRESET_KEYS, prefix=f"agent preset {path}: ", expected="a key of an agent preset")
     return AgentPreset(
         name=Path(path).stem,
         agent=raw["agent"],
@@ -100,26 +101,22 @@ def load_preset(name_or_path: str | Path) -> AgentPreset:
     return parse_preset(candidate)
 
 
-def _value(text: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
+def check_override(item: str) -> None:
+    """UserError ``override = <item>; expected section.key=value ...`` unless ``item`` names a section."""
+    key, sep, _ = item.partition("=")
+    parts = [p.strip() for p in key.split(".")]
+    if not sep or len(parts) < 2 or parts[0] not in SECTIONS or not all(parts):
+        raise UserError("override", item, f"section.key=value with section one of {', '.join(SECTIONS)}")
 
 
 def apply_overrides(preset: AgentPreset, overrides: list[str]) -> AgentPreset:
-    """A copy of ``preset`` with ``section.key=value`` (or ``section.key.sub=value``) applied."""
-    out = AgentPreset.from_dict(preset.to_dict())
+    """A copy of ``preset`` with ``section.key=value`` (or ``section.key.sub=value``) applied
+    (:func:`embodied.config.apply_overrides`); a UserError for an override outside the sections."""
     for item in overrides:
-        key, sep, text = item.partition("=")
-        parts = key.strip().split(".")
-        if not sep or len(parts) < 2 or parts[0] not in SECTIONS:
-            raise ValueError(f"override {item!r}: expected section.key=value with section in {SECTIONS}")
-        table = getattr(out, parts[0])
-        for p in parts[1:-1]:
-            table = table.setdefault(p, {})
-        table[parts[-1]] = _value(text.strip())
-    return out
+        check_override(item)
+    raw = preset.to_dict()
+    sections = config.apply_overrides({s: raw[s] for s in SECTIONS}, overrides)
+    return AgentPreset.from_dict({**raw, **sections})
 
 
 _TYPE_WORDS = {"int": "an integer", "float": "a finite number", "str": "a string", "bool": "true or false"}
@@ -146,9 +143,8 @@ def check_value(what: str, kind: str, value: Any) -> None:
 def check_fields(cls: type, raw: dict[str, Any], section: str) -> None:
     """Keys and value types of a preset table against the dataclass ``cls`` (one-line UserError)."""
     types = {f.name: f.type.__name__ if isinstance(f.type, type) else str(f.type) for f in dataclasses.fields(cls)}
+    config.check_keys(raw, types, prefix=f"{section}.", expected=f"a key of [{section}]")
     for key, value in raw.items():
-        if key not in types:
-            raise UserError(f"{section}.{key}", value, f"a key of [{section}], {choices(sorted(types))}")
         check_value(f"{section}.{key}", types[key], value)
 
 
@@ -173,9 +169,8 @@ def check_preset(preset: AgentPreset) -> None:
     TrunkConfig.from_dict(preset.trunk)
     TrainConfig.from_dict(preset.train)
     cls = agent_class(preset)
+    config.check_keys(preset.options, cls.defaults, prefix="options.", expected=f"an option of {cls.__name__}")
     for key, value in preset.options.items():
-        if key not in cls.defaults:
-            raise UserError(f"options.{key}", value, f"an option of {cls.__name__}, {choices(sorted(cls.defaults))}")
         default = cls.defaults[key]
         kind = {bool: "bool", int: "float" if isinstance(default, float) else "int", float: "float", str: "str"}
         kind_name = next((k for t, k in kind.items() if type(default) is t), None)

@@ -1,17 +1,27 @@
-"""Plan, run, resume and verify a collection; what ``scripts/collect.py`` calls."""
+"""Plan, run, resume and verify a collection; what ``scripts/collect.py`` calls.
+
+A collection is a :class:`CollectConfig`; its fields' ``help`` are the ``scripts/collect.py`` flags::
+
+    collect(CollectConfig("ego_room", episodes=100, out=Path("data/ego"), workers=2))
+    collect("ego_room", 100, "data/ego", workers=2)          # the same, keyword form
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from embodied import __version__
+from embodied.cli import nonnegative_int, positive_float, positive_int
 from embodied.collect.backends import CollectionError, default_workers, run_local, run_ray
 from embodied.collect.worker import ShardJob
+from embodied.config import apply_overrides, option
 from embodied.data.manifest import SCHEMA_VERSION, load_manifest, manifest_path, save_manifest, shard_name
 from embodied.data.shards import CorruptShardError, open_shard, sha256_file
 from embodied.envs.registry import PRESETS, explain_kwargs_error, resolve
@@ -20,18 +30,62 @@ FRAMES_PER_SHARD = 1000  # target; shards of a few MB to a few tens of MB at 64-
 BACKENDS = ("local", "ray")
 
 
-def plan_config(
-    env: str,
-    episodes: int,
-    seed: int,
-    policy: str | None,
-    max_steps: int | None,
-    episodes_per_shard: int | None,
-    env_overrides: dict[str, Any] | None,
-    max_retries: int,
-    compression: str | None,
-) -> dict[str, Any]:
+def parse_set(pairs: list[str]) -> dict[str, Any]:
+    """``--set`` items ``KEY=VALUE`` as env kwargs (values read by :func:`embodied.config.parse_value`)."""
+    return apply_overrides({}, pairs, what="--set")
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """One collection request: what :func:`collect` runs. Each field's ``help`` is its flag's
+    ``--help`` text in ``scripts/collect.py``, whose parser is made from this class
+    (:func:`embodied.config.add_arguments`)."""
+
+    env: str | None = option(None, f"env preset name or registered id; presets: {', '.join(sorted(PRESETS))}")
+    episodes: int = option(10, "number of episodes (default: 10)", type=positive_int)
+    out: Path | None = option(None, "dataset directory (must be empty unless --resume)", type=Path)
+    workers: int | None = option(
+        None, f"parallel worker processes (default: one per core, here {default_workers()})", type=positive_int
+    )
+    seed: int = option(0, "seed S of episode 0; episode i uses S + i (default: 0)", type=nonnegative_int)
+    policy: str | None = option(None, "random | informed | explore (default: the preset's policy)")
+    max_steps: int | None = option(
+        None, "steps per episode (default: the preset's max_episode_steps)", type=positive_int
+    )
+    episodes_per_shard: int | None = option(
+        None, "episodes in one shard file (default: about 1000 frames per shard)", type=positive_int
+    )
+    resume: bool = option(False, "continue the collection in --out (default: off)")
+    backend: str = option("local", "local process pool or Ray actors (default: local)", choices=list(BACKENDS))
+    ray_address: str | None = option(None, "Ray cluster address for --backend ray (default: local Ray)")
+    episode_timeout: float = option(
+        120.0,
+        "seconds before an episode counts as hung and is retried with the next seed (default: 120)",
+        type=positive_float,
+    )
+    max_retries: int = option(
+        3,
+        "retries (next seed) for an invalid or hung episode before it is discarded (default: 3)",
+        type=nonnegative_int,
+    )
+    compression: str | None = option(
+        None, "HDF5 compression of image chunks (default: none, fastest reads)", choices=["lzf", "gzip"]
+    )
+    env_overrides: dict[str, Any] = option(
+        {},
+        "override an env kwarg of the preset, e.g. --set size=128 (repeatable; values are TOML, else text)",
+        flag="--set",
+        action="append",
+        metavar="KEY=VALUE",
+        convert=parse_set,
+    )
+    progress: bool = option(True, "no progress bar", flag="--quiet", action="store_false")
+
+
+def plan_config(request: CollectConfig) -> dict[str, Any]:
     """The resolved, JSON-able description of a collection (saved in the manifest)."""
+    env, episodes, seed, policy = request.env, request.episodes, request.seed, request.policy
+    max_steps, episodes_per_shard = request.max_steps, request.episodes_per_shard
     preset = resolve(env)
     for name, value, lo in (
         ("episodes", episodes, 1),
@@ -49,14 +103,14 @@ def plan_config(
         "env_id": preset.id,
         "entry_point": preset.entry_point,
         "preset": preset.name,
-        "env_kwargs": {**preset.kwargs, **(env_overrides or {})},
+        "env_kwargs": {**preset.kwargs, **(request.env_overrides or {})},
         "max_episode_steps": max_steps or preset.max_episode_steps,
         "policy": policy or preset.policy,
         "seed": seed,
         "episodes": episodes,
         "episodes_per_shard": per_shard,
-        "max_retries": max_retries,
-        "compression": compression,
+        "max_retries": request.max_retries,
+        "compression": request.compression,
     }
 
 
@@ -141,27 +195,15 @@ def check_env(config: dict[str, Any]) -> None:
         env.close()
 
 
-def preflight(
-    env: str,
-    episodes: int,
-    out: Path,
-    *,
-    workers: int,
-    seed: int = 0,
-    policy: str | None = None,
-    resume: bool = False,
-    backend: str = "local",
-    episodes_per_shard: int | None = None,
-    max_steps: int | None = None,
-    env_overrides: dict[str, Any] | None = None,
-    episode_timeout: float = 120.0,
-    max_retries: int = 3,
-    compression: str | None = None,
-) -> dict[str, Any]:
-    """Every check of a collection request, before any work and without writing anything; the config.
+def preflight(request: CollectConfig) -> dict[str, Any]:
+    """Every check of a collection request, before any work and without writing anything; the config
+    saved in the manifest (:func:`plan_config`). ``workers`` None means one per core.
 
     Raises RequestError (a ValueError) naming the first bad value.
     """
+    env, out, resume, backend = request.env, request.out, request.resume, request.backend
+    max_retries, episode_timeout, compression = request.max_retries, request.episode_timeout, request.compression
+    workers = default_workers() if request.workers is None else request.workers
 
     def bad(what: str, value: Any, expected: str) -> RequestError:
         return RequestError(f"{what} = {value}; expected {expected}")
@@ -180,10 +222,10 @@ def preflight(
         resolve(env)
     except ValueError:
         raise bad("env", env, f"an env preset ({', '.join(sorted(PRESETS))}) or a registered id") from None
+    if out is None:
+        raise bad("out", "(missing)", "a dataset directory")
     try:
-        config = plan_config(
-            env, episodes, seed, policy, max_steps, episodes_per_shard, env_overrides, max_retries, compression
-        )
+        config = plan_config(request)
     except RequestError:
         raise
     except ValueError as e:
@@ -209,48 +251,66 @@ def preflight(
 
 
 def collect(
-    env: str,
-    episodes: int,
-    out: Path,
+    request: CollectConfig | str,
+    episodes: int | None = None,
+    out: Path | str | None = None,
     *,
-    workers: int | None = None,
-    seed: int = 0,
-    policy: str | None = None,
-    resume: bool = False,
-    backend: str = "local",
-    ray_address: str | None = None,
-    episodes_per_shard: int | None = None,
-    max_steps: int | None = None,
-    env_overrides: dict[str, Any] | None = None,
-    episode_timeout: float = 120.0,
-    max_retries: int = 3,
-    compression: str | None = None,
-    progress: bool = True,
     log: Any = print,
+    **fields: Any,
 ) -> dict[str, Any]:
-    """Collect ``episodes`` episodes of ``env`` into ``out``; returns the final manifest.
+    """Collect ``request.episodes`` episodes of ``request.env`` into ``request.out``; the final manifest.
 
     Episode i is run from seed ``seed + i`` whatever ``workers`` or ``backend``.
-    A killed run keeps every completed shard; ``resume=True`` finishes it.
+    A killed run keeps every completed shard; ``resume=True`` finishes it. The keyword form
+    ``collect(env, episodes, out, workers=..., ...)`` takes :class:`CollectConfig`'s fields.
     """
-    workers = workers or default_workers()
-    out = Path(out)
-    config = preflight(
-        env,
-        episodes,
-        out,
-        workers=workers,
-        seed=seed,
-        policy=policy,
-        resume=resume,
-        backend=backend,
-        episodes_per_shard=episodes_per_shard,
-        max_steps=max_steps,
-        env_overrides=env_overrides,
-        episode_timeout=episode_timeout,
-        max_retries=max_retries,
-        compression=compression,
+    if not isinstance(request, CollectConfig):  # the keyword form
+        given = {"episodes": episodes} if episodes is not None else {}
+        request = CollectConfig(env=request, out=None if out is None else Path(out), **given, **fields)
+    elif episodes is not None or out is not None or fields:
+        raise TypeError("collect(CollectConfig) takes no other fields; use dataclasses.replace")
+    request = dataclasses.replace(request, workers=request.workers or default_workers())
+    config = preflight(request)
+    out = Path(request.out)
+    manifest = _start(out, config, request.resume, log)
+    shards = manifest["shards"]
+    n_shards = math.ceil(request.episodes / config["episodes_per_shard"])
+    done = {s["index"] for s in shards}
+    jobs = _jobs(out, config, [k for k in range(n_shards) if k not in done], request.episode_timeout)
+    shard_timeout = request.episode_timeout * (request.max_retries + 1) * config["episodes_per_shard"] + 300.0
+    workers = request.workers
+    runner = (
+        run_local(jobs, min(workers, max(1, len(jobs))), shard_timeout)
+        if request.backend == "local"
+        else run_ray(jobs, workers, shard_timeout, request.ray_address)
     )
+    bar = tqdm(
+        total=request.episodes,
+        initial=sum(s["episodes"][1] - s["episodes"][0] for s in shards),
+        unit="ep",
+        desc=f"collect {config['preset']}",
+        disable=not request.progress,
+    )
+    t0, new_frames = time.perf_counter(), 0
+    try:
+        for result in runner:
+            shards.append(result)
+            shards.sort(key=lambda s: s["index"])
+            save_manifest(out, manifest)
+            new_frames += result["frames"]
+            bar.update(result["episodes"][1] - result["episodes"][0])
+            bar.set_postfix(fps=f"{new_frames / max(time.perf_counter() - t0, 1e-9):.0f}")
+    finally:
+        bar.close()
+    manifest["complete"] = True
+    manifest["totals"] = totals(shards)
+    save_manifest(out, manifest)
+    return manifest
+
+
+def _start(out: Path, config: dict[str, Any], resume: bool, log: Any) -> dict[str, Any]:
+    """``out`` made ready and its manifest written, incomplete: no stale temporaries, the intact shards
+    of a previous run kept when resuming."""
     _prepare_out(out, resume)
     for stale in out.glob(".*.tmp"):  # shards in flight when a previous run died
         stale.unlink()
@@ -265,38 +325,6 @@ def collect(
         "complete": False,
         "shards": shards,
     }
-    save_manifest(out, manifest)
-
-    n_shards = math.ceil(episodes / config["episodes_per_shard"])
-    done = {s["index"] for s in shards}
-    jobs = _jobs(out, config, [k for k in range(n_shards) if k not in done], episode_timeout)
-    shard_timeout = episode_timeout * (max_retries + 1) * config["episodes_per_shard"] + 300.0
-    t0 = time.perf_counter()
-    bar = tqdm(
-        total=episodes,
-        initial=sum(s["episodes"][1] - s["episodes"][0] for s in shards),
-        unit="ep",
-        desc=f"collect {config['preset']}",
-        disable=not progress,
-    )
-    new_frames = 0
-    runner = (
-        run_local(jobs, min(workers, max(1, len(jobs))), shard_timeout)
-        if backend == "local"
-        else run_ray(jobs, workers, shard_timeout, ray_address)
-    )
-    try:
-        for result in runner:
-            shards.append(result)
-            shards.sort(key=lambda s: s["index"])
-            save_manifest(out, manifest)
-            new_frames += result["frames"]
-            bar.update(result["episodes"][1] - result["episodes"][0])
-            bar.set_postfix(fps=f"{new_frames / max(time.perf_counter() - t0, 1e-9):.0f}")
-    finally:
-        bar.close()
-    manifest["complete"] = True
-    manifest["totals"] = totals(shards)
     save_manifest(out, manifest)
     return manifest
 
@@ -334,4 +362,15 @@ def verify(out: Path) -> list[str]:
     return problems
 
 
-__all__ = ["CollectionError", "RequestError", "check_env", "collect", "plan_config", "preflight", "totals", "verify"]
+__all__ = [
+    "CollectConfig",
+    "CollectionError",
+    "RequestError",
+    "check_env",
+    "collect",
+    "parse_set",
+    "plan_config",
+    "preflight",
+    "totals",
+    "verify",
+]

@@ -50,6 +50,12 @@ class ShardJob:
 _ENVS: dict[str, Any] = {}  # one env per (id, kwargs) per process: reused across shards
 
 
+def cached_envs() -> tuple[Any, ...]:
+    """The envs this process has built for shard jobs and keeps for the next ones, oldest first
+    (``cached_envs()[-1]`` is the one built last: what a benchmark reuses after a collection in this process)."""
+    return tuple(_ENVS.values())
+
+
 def _env(job: ShardJob) -> Any:
     import gymnasium as gym
 

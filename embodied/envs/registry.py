@@ -22,6 +22,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from embodied.config import check_keys
+
 PRESET_DIR = Path(os.environ.get("EMBODIED_ENV_PRESETS", Path(__file__).resolve().parents[2] / "envs"))
 
 
@@ -39,15 +41,16 @@ class EnvPreset:
     path: Path | None = None
 
 
+PRESET_KEYS = ("id", "entry_point", "kwargs", "max_episode_steps", "description", "policy")
+
+
 def _parse(path: Path) -> EnvPreset:
     with open(path, "rb") as f:
         raw = tomllib.load(f)
     for key in ("id", "entry_point"):
         if key not in raw:
             raise ValueError(f"env preset {path} lacks {key!r}")
-    unknown = set(raw) - {"id", "entry_point", "kwargs", "max_episode_steps", "description", "policy"}
-    if unknown:
-        raise ValueError(f"env preset {path} has unknown keys {sorted(unknown)}")
+    check_keys(raw, PRESET_KEYS, prefix=f"env preset {path}: ", expected="a key of an env preset")
     return EnvPreset(
         name=path.stem,
         id=raw["id"],
