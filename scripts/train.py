@@ -15,6 +15,7 @@ by the env id in its manifest. Writes checkpoint.pt, metrics.jsonl, tb/, loss_cu
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -78,8 +79,8 @@ def check_resume(out: Path, preset: Any) -> None:
             )
 
 
-@catch_user_errors
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (trailing ``section.key=value`` items in ``overrides``)."""
     ap = ArgumentParser(description=__doc__)
     ap.add_argument("--agent", help="preset name (agents/<name>.toml) or path to a preset file")
     ap.add_argument("--data", nargs="+", default=[], metavar="DIR", help="dataset directories")
@@ -94,14 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--list", action="store_true", help="list agent presets and exit")
     ap.add_argument("overrides", nargs="*", help="section.key=value preset overrides")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    if args.list:
-        for name, p in list_presets().items():
-            print(f"{name:12s} {p.description}")
-        return 0
-    if not args.agent:
-        raise UserError("--agent", "(missing)", "an agent preset name or preset file; see --list")
+
+def preset_of(args: argparse.Namespace) -> Any:
+    """The preset of ``--agent`` with the overrides applied (the flags last) and checked: a UserError if not."""
     flags = {
         "steps": args.steps,
         "batch_size": args.batch_size,
@@ -112,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     # the flags as overrides (JSON numbers and strings are TOML values: embodied.config.parse_value)
     overrides = list(args.overrides) + [f"train.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
-    # every input checked before any work: preset, overrides (typed against the config dataclasses),
-    # dataset directories and their kind, the run directory
     try:
         preset = load_preset(args.agent)
         agent_class(preset)
@@ -123,6 +119,21 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--agent", args.agent, f"a preset ({names}) or a preset .toml file{why}") from None
     preset = apply_overrides(preset, overrides)  # UserError for an override outside trunk, train, options
     check_preset(preset)
+    return preset
+
+
+@catch_user_errors
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.list:
+        for name, p in list_presets().items():
+            print(f"{name:12s} {p.description}")
+        return 0
+    if not args.agent:
+        raise UserError("--agent", "(missing)", "an agent preset name or preset file; see --list")
+    # every input checked before any work: preset, overrides (typed against the config dataclasses),
+    # dataset directories and their kind, the run directory
+    preset = preset_of(args)
     if not args.data:
         raise UserError("--data", "(missing)", "one or more dataset directories")
     check_data(args.data)
