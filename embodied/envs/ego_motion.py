@@ -47,23 +47,47 @@ def _yaw_quaternion(yaw: float) -> tuple[float, float, float, float]:
 class EgoMotionEnv(gym.Env):
     """A camera rig exploring a procedurally generated room.
 
-    Args:
-        size: observation width = height in pixels.
-        action_mode: "discrete" (``DISCRETE_ACTIONS``) or "continuous"
-            (Box [-1, 1]^2: forward speed and yaw rate, scaled by ``max_speed``, ``max_yaw_rate``).
-        step_forward: metres per "forward" action; turn_angle / look_angle: radians per action.
-        control_dt: seconds of simulated time per step; substeps: physics steps per action.
-        motor_noise: relative std of the odometry noise (plus ``motor_noise_floor`` absolute).
-        depth: also observe a (H, W, 1) float32 depth image in metres.
-        scene_classes: restrict scenes to these classes (default: all of ``SCENE_CLASSES``).
-        split: "train" or "heldout" object instances populate the rooms.
-        fov: vertical field of view in degrees. render_size: pixels of each ``render()`` panel.
-        renderer: "tiny" or "egl".
+    Each step returns the camera frame and the motor signal actually executed since the
+    previous frame (odometry with sensor noise). Scene classes (``SCENE_CLASSES``) differ by
+    room size and layout, furniture, floor and wall textures and the object categories in
+    them (``embodied.envs.scenes``).
 
-    Observation: Dict(rgb=(H, W, 3) uint8, motor=(4,) float32 ``MOTOR_FIELDS`` [, depth]).
+    ## Action Space
 
-    Info (the same keys and shapes after every reset and step, whatever is in view, so
-    ``gymnasium.vector`` can stack them; K = ``MAX_VISIBLE``, the most objects a room holds):
+    ``action_mode="discrete"``: ``Discrete(5)``, ``DISCRETE_ACTIONS`` = forward
+    (``step_forward`` m), turn_left / turn_right (``turn_angle`` rad), look_up / look_down
+    (``look_angle`` rad, pitch kept within +-30 deg). ``"continuous"``: ``Box(-1, 1, (2,),
+    float32)``, forward speed and yaw rate, scaled by ``max_speed`` (m/s) and ``max_yaw_rate``
+    (rad/s), held for ``control_dt`` s. Walls and objects stop the rig; it never passes through.
+
+    ## Observation Space
+
+    ``Dict(rgb=Box(0, 255, (size, size, 3), uint8), motor=Box(-10, 10, (4,), float32)
+    [, depth=Box(0, 100, (size, size, 1), float32)])``: the egocentric frame, the executed
+    motion in the rig's frame at the previous pose (``MOTOR_FIELDS``: forward m, lateral m,
+    yaw rad, pitch rad; relative noise ``motor_noise`` plus ``motor_noise_floor``; zeros at
+    reset) and, with ``depth=True``, the depth image in metres.
+
+    ## Rewards
+
+    0 on every step: the env makes video with odometry, not a task.
+
+    ## Starting State
+
+    A new room per episode: its seed and class drawn from ``np_random`` (the class among
+    ``scene_classes``, or ``options["scene_class"]``), its furniture and objects (split
+    ``split``) a pure function of the seed; the rig at the room's free start spot, facing the
+    room's start yaw, pitch 0.
+
+    ## Episode End
+
+    Never terminates; the registered ids truncate at ``max_episode_steps`` of their preset
+    (``envs/ego_room.toml``: 200).
+
+    ## Info
+
+    The same keys and shapes after every reset and step, whatever is in view, so
+    ``gymnasium.vector`` can stack them; K = ``MAX_VISIBLE``, the most objects a room holds:
 
     ====================== ============ =======================================================
     pose                   (4,) float32 x (m), y (m), yaw (rad), pitch (rad) of the rig
@@ -80,6 +104,21 @@ class EgoMotionEnv(gym.Env):
     ====================== ============ =======================================================
 
     Learners must not need info.
+
+    ## Arguments
+
+        size: observation width = height in pixels.
+        action_mode: "discrete" (``DISCRETE_ACTIONS``) or "continuous"
+            (Box [-1, 1]^2: forward speed and yaw rate, scaled by ``max_speed``, ``max_yaw_rate``).
+        step_forward: metres per "forward" action; turn_angle / look_angle: radians per action.
+        control_dt: seconds of simulated time per step; substeps: physics steps per action.
+        motor_noise: relative std of the odometry noise (plus ``motor_noise_floor`` absolute).
+        depth: also observe a (H, W, 1) float32 depth image in metres.
+        scene_classes: restrict scenes to these classes (default: all of ``SCENE_CLASSES``).
+        split: "train" or "heldout" object instances populate the rooms.
+        fov: vertical field of view in degrees. render_size: pixels of each ``render()`` panel.
+        renderer: "tiny" or "egl". render_mode: None or "rgb_array" (``render()``: the
+            egocentric view beside a top-down overview).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -190,16 +229,20 @@ class EgoMotionEnv(gym.Env):
 
     def _make_rig(self, x: float, y: float, yaw: float, floor: int) -> int:
         sim = self.sim
-        col = sim.p.createCollisionShape(p.GEOM_CYLINDER, radius=RIG_RADIUS, height=RIG_HEIGHT)
-        vis = sim.p.createVisualShape(
-            p.GEOM_CYLINDER, radius=RIG_RADIUS, length=RIG_HEIGHT, rgbaColor=(0.95, 0.55, 0.1, 1.0)
+        rig = sim.create_body(
+            "cylinder",
+            (x, y, RIG_HEIGHT / 2),
+            _yaw_quaternion(yaw),
+            mass=5.0,
+            rgba=(0.95, 0.55, 0.1, 1.0),
+            radius=RIG_RADIUS,
+            height=RIG_HEIGHT,
         )
-        rig = sim.p.createMultiBody(5.0, col, vis, (x, y, RIG_HEIGHT / 2), _yaw_quaternion(yaw))
         # Frictionless and without restitution: the rig slides along walls instead of bouncing.
-        sim.p.changeDynamics(rig, -1, lateralFriction=0.0, restitution=0.0, linearDamping=0.0, angularDamping=0.0)
+        sim.set_dynamics(rig, lateralFriction=0.0, restitution=0.0, linearDamping=0.0, angularDamping=0.0)
         # The floor only carries the view: out of every collision pair and ray test, it would
         # otherwise add a contact manifold to each physics substep and a box test to each low ray.
-        sim.p.setCollisionFilterGroupMask(floor, -1, 0, 0)
+        sim.disable_collisions(floor)
         return sim.add_body("rig", rig)
 
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
@@ -213,14 +256,14 @@ class EgoMotionEnv(gym.Env):
             # so nothing can block it and physics has nothing to do (2 in 3 explorer steps).
             x, y, yaw = before[0], before[1], math.remainder(before[2] + yaw_rate * self.control_dt, math.tau)
             if yaw_rate != 0.0:
-                sim.p.resetBasePositionAndOrientation(rig, (x, y, RIG_HEIGHT / 2), _yaw_quaternion(yaw))
+                sim.set_base_pose(rig, (x, y, RIG_HEIGHT / 2), _yaw_quaternion(yaw))
             self._collided = False
         else:
             # One velocity command per action, along the mid-action heading (an arc's chord):
             # per-substep commands would cost more Python than the physics itself.
             heading = before[2] + 0.5 * yaw_rate * self.control_dt
             velocity = (speed * math.cos(heading), speed * math.sin(heading), 0.0)
-            sim.p.resetBaseVelocity(rig, velocity, (0.0, 0.0, yaw_rate))
+            sim.set_base_velocity(rig, velocity, (0.0, 0.0, yaw_rate))
             sim.step(self.substeps)
             x, y, yaw, self._collided = self._settle()
         pitch = min(max(before[3] + pitch_delta, -PITCH_LIMIT), PITCH_LIMIT)
@@ -246,17 +289,17 @@ class EgoMotionEnv(gym.Env):
         the push-out: a rig resting flush against a wall is not blocked when it turns away.)
         """
         sim, rig = self.sim, self.rig
-        (x, y, _), orn = sim.p.getBasePositionAndOrientation(rig)
+        (x, y, _), orn = sim.base_pose(rig)
         yaw = p.getEulerFromQuaternion(orn)[2]
         blocked = False
-        for c in sim.p.getContactPoints(bodyA=rig):
+        for c in sim.contacts(rig):
             if c[8] < -BLOCKED_DEPTH:  # penetration depth; normalOnB points from the obstacle to the rig
                 blocked = True
                 x -= c[7][0] * c[8]
                 y -= c[7][1] * c[8]
         # Always reset (no velocity: step() sets it before the next physics step), so the
         # pose is exactly what is returned and the eye view needs no query.
-        sim.p.resetBasePositionAndOrientation(rig, (x, y, RIG_HEIGHT / 2), _yaw_quaternion(yaw))
+        sim.set_base_pose(rig, (x, y, RIG_HEIGHT / 2), _yaw_quaternion(yaw))
         return x, y, yaw, blocked
 
     def _pose(self) -> np.ndarray:
@@ -323,7 +366,7 @@ class EgoMotionEnv(gym.Env):
         dirs = [(math.cos(yaw + bearing), math.sin(yaw + bearing)) for bearing in RANGE_RAYS]
         starts = [(x + c * r0, y + s * r0, RANGE_HEIGHT) for c, s in dirs]
         ends = [(x + c * r1, y + s * r1, RANGE_HEIGHT) for c, s in dirs]
-        hits = self.sim.p.rayTestBatch(starts, ends)
+        hits = self.sim.rays(starts, ends)
         return np.array([h[2] * RANGE_MAX for h in hits], dtype=np.float32)
 
     def render(self) -> np.ndarray | None:

@@ -42,22 +42,43 @@ MIN_START_DISTANCE = 0.1  # m between the fingertip's start and the target
 class ReachEnv(gym.Env):
     """Reach a tabletop object with a kinematic fingertip, from pixels.
 
-    Args:
-        size: observation width = height in pixels.
-        split: "train" or "heldout" object instances (evaluate on "heldout").
-        categories: restrict the target to these library categories (default: all).
-        step_size: metres the fingertip moves per unit of action (per axis).
-        success_radius: metres between fingertip and object centre (in the table plane) that count as reached.
-        distance_weight: reward per metre of distance, per step (the reward is ``-distance_weight * d``).
-        success_bonus: reward added on the step that reaches the target (the episode then terminates).
-        render_size: pixels of ``render()`` frames. render_mode: None or "rgb_array".
-        renderer: "tiny" or "egl".
+    One library object lies at a random place and yaw on a table; a fingertip marker (a
+    bright sphere, moved kinematically, no physics) starts elsewhere; a fixed camera looks
+    straight down. The fingertip's position is proprioception, the target's is only in the
+    image.
 
-    Action: Box([-1, 1]^2) float32, the fingertip's (dx, dy) in units of ``step_size``.
-    Observation: Dict(rgb=(H, W, 3) uint8 top-down view, proprio=(4,) float32: the fingertip's
-    position (x, y) / 0.22 m in [-1, 1] (a robot knows where its hand is) and the last action executed
-    (clipped to [-1, 1]); nothing in it reveals where the target is: only the image does).
-    Info (the same keys and shapes after reset and every step)::
+    ## Action Space
+
+    ``Box(-1, 1, (2,), float32)``: the fingertip's planar move (dx, dy) in units of
+    ``step_size`` m (world x, y; image up is world +x, image left world +y); the fingertip
+    stays within +-0.22 m.
+
+    ## Observation Space
+
+    ``Dict(rgb=Box(0, 255, (size, size, 3), uint8), proprio=Box(-1, 1, (4,), float32))``:
+    the top-down view, and the fingertip's position (x, y) / 0.22 m with the last action
+    executed (clipped to [-1, 1]; zeros at reset). Nothing but the image reveals where the
+    target is.
+
+    ## Rewards
+
+    ``-distance_weight * d`` per step, d the fingertip's distance (m) to the object's centre
+    in the table plane, plus ``success_bonus`` on the step that reaches it.
+
+    ## Starting State
+
+    An object of the split (and ``categories``) at a uniform place in +-0.16 m and a uniform
+    yaw; the fingertip uniform in +-0.22 m, at least 0.1 m from the target; all drawn from
+    ``np_random``.
+
+    ## Episode End
+
+    Terminated when the fingertip comes within ``success_radius`` m of the target; the
+    registered id truncates at ``max_episode_steps`` of its preset (``envs/reach.toml``: 50).
+
+    ## Info
+
+    The same keys and shapes after reset and every step::
 
         success             bool          fingertip within success_radius of the target
         distance            float         m, in the table plane
@@ -68,6 +89,18 @@ class ReachEnv(gym.Env):
         target_category_id  int
 
     Learners must not need info.
+
+    ## Arguments
+
+        size: observation width = height in pixels.
+        split: "train" or "heldout" object instances (evaluate on "heldout").
+        categories: restrict the target to these library categories (default: all).
+        step_size: metres the fingertip moves per unit of action (per axis).
+        success_radius: metres between fingertip and object centre (in the table plane) that count as reached.
+        distance_weight: reward per metre of distance, per step (the reward is ``-distance_weight * d``).
+        success_bonus: reward added on the step that reaches the target (the episode then terminates).
+        render_size: pixels of ``render()`` frames. render_mode: None or "rgb_array".
+        renderer: "tiny" or "egl".
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -115,8 +148,10 @@ class ReachEnv(gym.Env):
         self.view = look_at((0.0, 0.0, CAMERA_HEIGHT), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0))
         self.camera = Camera(self.size, self.size, fov=CAMERA_FOV, near=0.1, far=2.0)
         self.render_camera = Camera(render_size, render_size, fov=CAMERA_FOV, near=0.1, far=2.0)
-        vis = self.sim.p.createVisualShape(p.GEOM_SPHERE, radius=FINGER_RADIUS, rgbaColor=FINGER_RGBA)
-        self.finger = self.sim.add_body("finger", self.sim.p.createMultiBody(0.0, -1, vis, (0.0, 0.0, FINGER_RADIUS)))
+        finger = self.sim.create_body(
+            "sphere", (0.0, 0.0, FINGER_RADIUS), rgba=FINGER_RGBA, collision=False, radius=FINGER_RADIUS
+        )
+        self.finger = self.sim.add_body("finger", finger)
         self.target_body = -1
         self.target_spec: objects.ObjectSpec | None = None
         self.target_xy = np.zeros(2)
@@ -164,7 +199,7 @@ class ReachEnv(gym.Env):
 
     def _place_finger(self) -> None:
         x, y = (float(v) for v in self.finger_xy)
-        self.sim.p.resetBasePositionAndOrientation(self.finger, (x, y, FINGER_RADIUS), (0.0, 0.0, 0.0, 1.0))
+        self.sim.set_base_pose(self.finger, (x, y, FINGER_RADIUS), (0.0, 0.0, 0.0, 1.0))
 
     def _distance(self) -> float:
         """Metres between the fingertip and the object's centre, in the table plane."""

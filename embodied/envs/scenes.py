@@ -30,7 +30,8 @@ class SceneStyle:
     """What makes a scene class recognisable.
 
     size: (min, max) side length of the room in metres; furniture: kinds placed
-    (see ``_FURNITURE``); categories: object-library categories found there.
+    (see ``_FURNITURE``); categories: object-library categories found there (one the library
+    lacks is a ValueError when the style is made, never silently dropped).
     """
 
     size: tuple[float, float]
@@ -42,6 +43,14 @@ class SceneStyle:
     n_furniture: tuple[int, int]
     categories: tuple[str, ...]
     n_objects: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.categories if c not in objects.CATEGORIES]
+        if unknown or not self.categories:
+            raise ValueError(
+                f"scene style categories={list(self.categories)} names {unknown or 'none'}, not in the object "
+                f"library; expected a non-empty subset of {list(objects.CATEGORIES)}"
+            )
 
 
 SCENE_STYLES: dict[str, SceneStyle] = {
@@ -64,7 +73,7 @@ SCENE_STYLES: dict[str, SceneStyle] = {
         wall_hues=((0.85, 0.85, 0.88), (0.75, 0.8, 0.9)),
         furniture=("desk", "shelf"),
         n_furniture=(3, 5),
-        categories=("box", "mug", "can", "bottle", "lego"),
+        categories=("box", "mug", "can", "bottle"),
         n_objects=(5, 9),
     ),
     "playroom": SceneStyle(
@@ -75,7 +84,7 @@ SCENE_STYLES: dict[str, SceneStyle] = {
         wall_hues=((0.95, 0.75, 0.85), (0.7, 0.95, 0.7)),
         furniture=("bed", "toybox"),
         n_furniture=(1, 3),
-        categories=("ball", "teddy", "duck", "torus", "lego"),
+        categories=("ball", "teddy", "duck", "torus", "brick"),  # brick: the toy bricks of a playroom
         n_objects=(7, 12),
     ),
     "garage": SceneStyle(
@@ -141,11 +150,9 @@ def _textured_box(
     rgba: tuple[float, float, float, float],
     texture: int = -1,
 ) -> int:
-    col = sim.p.createCollisionShape(p.GEOM_BOX, halfExtents=half)
-    vis = sim.p.createVisualShape(p.GEOM_BOX, halfExtents=half, rgbaColor=rgba)
-    body = sim.p.createMultiBody(0, col, vis, pos)
+    body = sim.create_body("box", pos, rgba=rgba, halfExtents=half)
     if texture >= 0:
-        sim.p.changeVisualShape(body, -1, textureUniqueId=texture, rgbaColor=(1, 1, 1, 1))
+        sim.set_color(body, (1, 1, 1, 1), texture=texture)
     return body
 
 
@@ -164,7 +171,7 @@ def _texture(
     tile_seed = int(rng.integers(2**31))
     image = np.tile(procedural_texture(pattern, colors, np.random.default_rng(tile_seed), size=32), (tiles, tiles, 1))
     params = {"pattern": pattern, "colors": np.round(colors, 4).tolist(), "seed": tile_seed, "tiles": tiles}
-    return sim.p.loadTexture(str(write_texture(params, image)))
+    return sim.load_texture(str(write_texture(params, image)))
 
 
 def build_scene(sim: BulletSim, scene_id: int, scene_class: str, split: str = "train") -> Scene:
@@ -217,7 +224,7 @@ def build_scene(sim: BulletSim, scene_id: int, scene_class: str, split: str = "t
                 break
 
     scene = Scene(scene_id=scene_id, scene_class=scene_class, half_size=(hx, hy), start=(0.0, 0.0, 0.0), floor=floor)
-    pool = objects.instances(split, categories=[c for c in style.categories if c in objects.CATEGORIES])
+    pool = objects.instances(split, categories=style.categories)
     for n in range(int(rng.integers(style.n_objects[0], style.n_objects[1] + 1))):
         spec = pool[int(rng.integers(len(pool)))]
         ex, ey, ez = (e * OBJECT_SCALE for e in spec.extents)

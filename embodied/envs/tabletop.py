@@ -74,6 +74,7 @@ SETTLE_SPIN = 0.1  # rad/s ... and this angular speed
 SETTLE_MAX_S = 1.0  # s of simulated time at most
 FLUNG_Z = (-0.05, 1.5)  # m; an object outside this height range (or off the table) was flung
 MAX_SPEED = 20.0  # m/s; faster than this is a blow-up
+CLEARANCE = 0.03  # m kept above the tallest nearby object when the gripper comes in from above
 
 # -- randomised scenes (randomize=True) ------------------------------------------------------
 TEXTURE_KEY = "train-tabletop"  # the training pool's own key: disjoint from the evaluation's pools
@@ -177,19 +178,19 @@ class Tabletop:
         sim = self.sim
         sim.reset_world()
         self.placed = []
-        col = sim.p.createCollisionShape(p.GEOM_BOX, halfExtents=TABLE_HALF)
-        if self.randomize:
-            vis = sim.p.createVisualShape(p.GEOM_BOX, halfExtents=BIG_TABLE_HALF, rgbaColor=(1.0, 1.0, 1.0, 1.0))
+        if self.randomize:  # drawn big (textured by restyle()); it collides at TABLE_HALF
+            big = {"halfExtents": BIG_TABLE_HALF}
+            table = sim.create_body("box", TABLE_CENTER, halfExtents=TABLE_HALF, visual_size=big)
         else:
-            vis = sim.p.createVisualShape(p.GEOM_BOX, halfExtents=TABLE_HALF, rgbaColor=(0.62, 0.52, 0.42, 1.0))
-        self.table = sim.add_body("table", sim.p.createMultiBody(0.0, col, vis, TABLE_CENTER))
-        sim.p.changeDynamics(self.table, -1, lateralFriction=0.8, restitution=0.0)
+            table = sim.create_body("box", TABLE_CENTER, rgba=(0.62, 0.52, 0.42, 1.0), halfExtents=TABLE_HALF)
+        self.table = sim.add_body("table", table)
+        sim.set_dynamics(self.table, lateralFriction=0.8, restitution=0.0)
         self.arm = KukaArm(sim, finger_force=self.finger_force)
         self._background = None
         self._table_visible = True
         if self.randomize:  # textures, tints and light come from restyle(); no single table colour
-            wall_vis = sim.p.createVisualShape(p.GEOM_BOX, halfExtents=WALL_HALF, rgbaColor=(1.0, 1.0, 1.0, 1.0))
-            self.wall = sim.add_body("wall", sim.p.createMultiBody(0.0, -1, wall_vis, (WALL_X, 0.0, WALL_Z)))
+            wall = sim.create_body("box", (WALL_X, 0.0, WALL_Z), collision=False, halfExtents=WALL_HALF)
+            self.wall = sim.add_body("wall", wall)
             self._table_rgba = (1.0, 1.0, 1.0, 1.0)
             self._wall_rgba = (1.0, 1.0, 1.0, 1.0)
             self.table_rgb = np.zeros(3, np.uint8)
@@ -202,7 +203,7 @@ class Tabletop:
         frame = self.camera.render(sim, self.view, seg=True)
         assert frame.seg is not None
         self.table_rgb = frame.rgb[frame.seg == self.table][0].copy()
-        self._table_rgba = sim.p.getVisualShapeData(self.table)[0][7]
+        self._table_rgba = sim.visual_shapes(self.table)[0][7]
 
     def restyle(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Draw the table's and the wall's texture and tint and the light direction from ``rng``.
@@ -221,8 +222,8 @@ class Tabletop:
         for body, k, rgba in ((self.table, picks[0], self._table_rgba), (self.wall, picks[1], self._wall_rgba)):
             key = ("train-texture", int(k))
             if key not in self.sim.cache:
-                self.sim.cache[key] = self.sim.p.loadTexture(pool[int(k)])
-            self.sim.p.changeVisualShape(body, -1, textureUniqueId=self.sim.cache[key], rgbaColor=(*rgba[:3], alpha))
+                self.sim.cache[key] = self.sim.load_texture(pool[int(k)])
+            self.sim.set_color(body, (*rgba[:3], alpha), texture=self.sim.cache[key])
         self.camera.light_direction = tuple(float(c) for c in light)
         self._background = None
         return {"textures": picks, "tints": tints, "light": light}
@@ -254,7 +255,7 @@ class Tabletop:
     def clear(self) -> None:
         """Remove every object (newest first, so the next spawns get the same body ids again)."""
         for placed in reversed(self.placed):
-            self.sim.p.removeBody(placed.body)
+            self.sim.remove(placed.body)
         self.sim.bodies = {k: v for k, v in self.sim.bodies.items() if k in ("table", "arm", "wall")}
         self.placed = []
 
@@ -302,7 +303,7 @@ class Tabletop:
 
     def still(self) -> bool:
         for placed in self.placed:
-            lin, ang = self.sim.p.getBaseVelocity(placed.body)
+            lin, ang = self.sim.base_velocity(placed.body)
             if math.hypot(*lin) > SETTLE_SPEED or math.hypot(*ang) > SETTLE_SPIN:
                 return False
         return True
@@ -311,7 +312,7 @@ class Tabletop:
         """(n, 7) float64 object poses: position (m) and xyzw quaternion."""
         out = np.zeros((len(self.placed), 7))
         for i, placed in enumerate(self.placed):
-            pos, orn = self.sim.p.getBasePositionAndOrientation(placed.body)
+            pos, orn = self.sim.base_pose(placed.body)
             out[i, :3], out[i, 3:] = pos, orn
         return out
 
@@ -319,7 +320,7 @@ class Tabletop:
         """Top (m) of the tallest object whose AABB comes within ``radius`` m of (x, y); 0 when none."""
         top = 0.0
         for placed in self.placed:
-            lo, hi = self.sim.p.getAABB(placed.body)
+            lo, hi = self.sim.aabb(placed.body)
             dx = max(lo[0] - x, 0.0, x - hi[0])
             dy = max(lo[1] - y, 0.0, y - hi[1])
             if dx * dx + dy * dy < radius * radius:
@@ -330,7 +331,7 @@ class Tabletop:
         """(n, 2) float32 (u, v) pixel of each object's top centre (its AABB's top face centre)."""
         out = np.zeros((len(self.placed), 2), np.float32)
         for i, placed in enumerate(self.placed):
-            lo, hi = self.sim.p.getAABB(placed.body)
+            lo, hi = self.sim.aabb(placed.body)
             out[i] = self.world_to_pixel(((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[2])) - 0.5
         return out
 
@@ -339,8 +340,8 @@ class Tabletop:
         if not self.arm.finite():
             return False
         for placed in self.placed:
-            pos, orn = self.sim.p.getBasePositionAndOrientation(placed.body)
-            lin, ang = self.sim.p.getBaseVelocity(placed.body)
+            pos, orn = self.sim.base_pose(placed.body)
+            lin, ang = self.sim.base_velocity(placed.body)
             values = (*pos, *orn, *lin, *ang)
             if not all(math.isfinite(v) for v in values):
                 return False
@@ -380,23 +381,23 @@ class Tabletop:
         """The backdrop without the objects, when the scene already holds some (objects hidden for it)."""
         colors = []
         for placed in self.placed:
-            data = self.sim.p.getVisualShapeData(placed.body)
+            data = self.sim.visual_shapes(placed.body)
             colors.append([(d[1], d[7]) for d in data])
             for link, rgba in colors[-1]:
-                self.sim.p.changeVisualShape(placed.body, link, rgbaColor=(*rgba[:3], 0.0))
+                self.sim.set_color(placed.body, (*rgba[:3], 0.0), link)
         self.snap_background()
         for placed, links in zip(self.placed, colors, strict=True):
             for link, rgba in links:
-                self.sim.p.changeVisualShape(placed.body, link, rgbaColor=rgba)
+                self.sim.set_color(placed.body, rgba, link)
 
     def _show_table(self, visible: bool) -> None:
         """Show or hide the table (and, when randomised, the wall) in renders."""
         if visible != self._table_visible:
             r, g, b, a = self._table_rgba
-            self.sim.p.changeVisualShape(self.table, -1, rgbaColor=(r, g, b, a if visible else 0.0))
+            self.sim.set_color(self.table, (r, g, b, a if visible else 0.0))
             if self.wall >= 0 and self.randomize:
                 r, g, b, a = self._wall_rgba
-                self.sim.p.changeVisualShape(self.wall, -1, rgbaColor=(r, g, b, a if visible else 0.0))
+                self.sim.set_color(self.wall, (r, g, b, a if visible else 0.0))
             self._table_visible = visible
 
     def pixel_ray(self, u: float, v: float) -> np.ndarray:
@@ -413,7 +414,7 @@ class Tabletop:
         ``REACH`` (x, y), so an action never sends the arm out of its reach.
         """
         d = self.pixel_ray(u, v)
-        hit = self.sim.p.rayTest(self._eye.tolist(), (self._eye + self._ray_length * d).tolist())[0]
+        hit = self.sim.ray(self._eye.tolist(), (self._eye + self._ray_length * d).tolist())
         if hit[0] < 0:  # past the table's edge: intersect the table plane
             if not self.randomize:
                 return self._eye + d * (-self._eye[2] / d[2]), -1
@@ -482,7 +483,10 @@ class TabletopEnv(gym.Env):
             module docstring for the ranges); False: the plain table, fixed light and head
             camera of before (bit-identical observations for the same seed and actions).
 
-    Observations are Dicts with ``rgb`` (H, W, 3) uint8 plus the task's float32 vectors.
+    Observations are Dicts with ``rgb`` (H, W, 3) uint8 plus the task's float32 vectors,
+    declared with :meth:`observe_vectors`. The tasks move the arm with its primitives
+    (``KukaArm.steps_for``, ``descend_until``, ``closing_yaw`` in ``embodied.sim.arm``) and
+    approach from ``CLEARANCE`` above the tallest nearby object.
     Every info has these keys, padded to K = the most objects this env places (``n_objects``
     max), so the shapes never depend on the scene and vector envs can stack them::
 
@@ -552,6 +556,14 @@ class TabletopEnv(gym.Env):
         self._rebuild = False
         self._started = False
         self.rgb_space = spaces.Box(0, 255, shape=(self.size, self.size, 3), dtype=np.uint8)
+        self.vectors: dict[str, np.ndarray] = {}  # the task's observation vectors (see observe_vectors)
+
+    def observe_vectors(self, **boxes: spaces.Box) -> None:
+        """Declare the task's observation vectors: the observation space becomes
+        ``Dict(rgb, **boxes)``; ``self.vectors[name]`` holds each one's current value, zeros at
+        every reset until the task writes it; observations carry copies."""
+        self.observation_space = spaces.Dict({"rgb": self.rgb_space, **boxes})
+        self.vectors = {name: np.zeros(box.shape, box.dtype) for name, box in boxes.items()}
 
     # -- episode -------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
@@ -559,6 +571,7 @@ class TabletopEnv(gym.Env):
         super().reset(seed=seed)
         self._new_scene()
         self._started = True
+        self.vectors = {name: np.zeros_like(value) for name, value in self.vectors.items()}
         self._on_reset()
         return self._observe_reset()
 
@@ -597,8 +610,8 @@ class TabletopEnv(gym.Env):
         return self._obs(rgb), self._info(mask)
 
     def _obs(self, rgb: np.ndarray) -> dict[str, np.ndarray]:
-        """The observation Dict for ``rgb`` (subclasses add their vectors)."""
-        return {"rgb": rgb}
+        """The observation Dict for ``rgb``: ``rgb`` and a copy of each of ``vectors``."""
+        return {"rgb": rgb, **{name: value.copy() for name, value in self.vectors.items()}}
 
     def _info(self, mask: np.ndarray) -> dict[str, Any]:
         placed = self.scene.placed

@@ -27,7 +27,7 @@ import numpy as np
 
 EVAL_SEED = 2015  # fixed: every run of every agent is scored on the same images
 SCENE_SEED_BASE = 1_000_000_000  # far above any collection seed range
-RENDER_VERSION = 2  # bump when rendering changes: part of every cache key
+RENDER_VERSION = 3  # bump when rendering changes: part of every cache key
 OBJECT_SETS = ("centric", "shape", "context")
 SETS = (*OBJECT_SETS, "scenes")
 SET_SIZES = ("small", "full")

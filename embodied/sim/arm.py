@@ -16,6 +16,10 @@ Conventions (world frame, metres, radians):
 
 IK is always seeded from the same joint configuration (``READY``), never from the
 arm's current state, so a target gives the same joints whatever happened before.
+
+Motion primitives shared by the tabletop tasks: :meth:`KukaArm.steps_for` (physics steps
+of a stroke), :meth:`KukaArm.descend_until` (a force-guarded descent) and
+:func:`closing_yaw` (the folded gripper yaw).
 """
 
 from __future__ import annotations
@@ -49,6 +53,18 @@ _RANGES = tuple(u - lo for lo, u in zip(_LOWER, _UPPER, strict=True))
 _DOWN = p.getQuaternionFromEuler((0.0, -math.pi, 0.0))  # flange pointing at the table
 
 _CONTROLLED = (*ARM_JOINTS, YAW_JOINT, LEFT_FINGER, RIGHT_FINGER, LEFT_TIP, RIGHT_TIP)
+
+DESCEND_SPEED = 0.8  # m/s, the guarded descents (and the push's lift)
+LANDED_FORCE = 20.0  # N of finger contact force: a descent landed on something
+
+
+def closing_yaw(axis: float) -> float:
+    """The gripper yaw (rad) that closes the fingers along the world direction ``axis`` (rad from +x).
+
+    Folded into [-90, 90) deg: the closing axis has no sign, and a small yaw keeps the wrist
+    joint near zero.
+    """
+    return (axis + math.pi / 2) % math.pi - math.pi / 2
 
 
 class KukaArm:
@@ -219,6 +235,30 @@ class KukaArm:
                 return i + 1
         return steps
 
+    def steps_for(self, distance: float, speed: float) -> int:
+        """Physics steps that cover ``distance`` (m) at ``speed`` (m/s); at least 2."""
+        return max(2, round(distance / speed / self.sim.timestep))
+
+    def steps_in(self, seconds: float) -> int:
+        """Physics steps that last ``seconds``; at least 2."""
+        return max(2, round(seconds / self.sim.timestep))
+
+    def descend_until(
+        self,
+        start: Sequence[float],
+        end: Sequence[float],
+        force: float,
+        *,
+        yaw: float = 0.0,
+        opening: float = 1.0,
+        speed: float = DESCEND_SPEED,
+    ) -> bool:
+        """Move the TCP down from ``start`` to ``end`` at ``speed`` (m/s), stopping as soon as the
+        fingers' contact normal forces sum to more than ``force`` (N). True: it stopped on contact
+        (the TCP is where it stopped, :meth:`tcp`); False: it reached ``end``."""
+        n = self.steps_for(start[2] - end[2], speed)
+        return self.move(start, end, n, yaw=yaw, opening=opening, on_step=lambda i: self.finger_load() > force) < n
+
     def hold(
         self,
         tcp: Sequence[float],
@@ -242,6 +282,10 @@ class KukaArm:
             else:
                 pts += self.sim.p.getContactPoints(bodyA=self.body, bodyB=body, linkIndexA=link)
         return pts
+
+    def finger_load(self) -> float:
+        """N, the sum of the contact normal forces on the finger links."""
+        return sum(c[9] for c in self.finger_contacts())
 
     def set_visible(self, visible: bool) -> None:
         """Show or hide the arm in renders (TinyRenderer skips fully transparent shapes: ~8x cheaper frames)."""

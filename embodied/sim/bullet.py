@@ -2,6 +2,10 @@
 
 Never touches PyBullet's shared default client, so any number of simulators live
 in one process (vector envs, tests) without "Not connected to physics server".
+
+As in panda-gym's ``pybullet.py``, the environments talk to the physics client only
+through this wrapper's named methods (bodies, poses, looks, rays, contacts); ``sim.p``,
+the raw client, is for the simulator layer (``embodied.sim``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import os
 import pkgutil
 import shutil
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import pybullet as p
@@ -137,6 +142,109 @@ class BulletSim:
 
     def remove_body(self, name: str) -> None:
         self.p.removeBody(self.bodies.pop(name))
+
+    # -- bodies: create, remove, dynamics ----------------------------------
+    def create_body(
+        self,
+        shape: str,
+        position: Sequence[float],
+        orientation: Sequence[float] = (0.0, 0.0, 0.0, 1.0),
+        *,
+        mass: float = 0.0,
+        rgba: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
+        collision: bool = True,
+        visual_size: dict[str, Any] | None = None,
+        **size: Any,
+    ) -> int:
+        """A one-link body of primitive ``shape`` ("box", "sphere", "cylinder") at ``position`` (m) /
+        ``orientation`` (xyzw quaternion); returns its body id (not recorded under a name).
+
+        ``size``: the shape's size keywords (``halfExtents`` m; ``radius`` m; ``radius`` and
+        ``height`` m). ``visual_size`` draws the body at another size than it collides with;
+        ``collision=False`` makes it visual only (no contacts, invisible to rays). ``mass`` 0:
+        static. The collision shape is created before the visual one, as before this helper.
+        """
+        geom = {"box": p.GEOM_BOX, "sphere": p.GEOM_SPHERE, "cylinder": p.GEOM_CYLINDER}[shape]
+        col = self.p.createCollisionShape(geom, **size) if collision else -1
+        vis_size = dict(size if visual_size is None else visual_size)
+        if shape == "cylinder":  # a visual cylinder's height is its "length" in pybullet
+            vis_size["length"] = vis_size.pop("height")
+        vis = self.p.createVisualShape(geom, rgbaColor=tuple(rgba), **vis_size)
+        return self.p.createMultiBody(mass, col, vis, tuple(position), tuple(orientation))
+
+    def body_ids(self) -> list[int]:
+        """Ids of every body in this world, named or not."""
+        return [self.p.getBodyUniqueId(i) for i in range(self.p.getNumBodies())]
+
+    def remove(self, body: int) -> None:
+        """Remove body ``body`` (an id; see :meth:`remove_body` for a named one)."""
+        self.p.removeBody(body)
+
+    def set_dynamics(self, body: int, link: int = -1, **dynamics: Any) -> None:
+        """pybullet ``changeDynamics`` keywords (``lateralFriction``, ``restitution``, ...) of a link."""
+        self.p.changeDynamics(body, link, **dynamics)
+
+    def disable_collisions(self, body: int, link: int = -1) -> None:
+        """Take a link out of every collision pair and ray test (it is still drawn)."""
+        self.p.setCollisionFilterGroupMask(body, link, 0, 0)
+
+    # -- poses and velocities ----------------------------------------------
+    def base_pose(self, body: int) -> tuple[tuple[float, float, float], tuple[float, float, float, float]]:
+        """(position m, xyzw quaternion) of ``body``'s base."""
+        return self.p.getBasePositionAndOrientation(body)
+
+    def set_base_pose(self, body: int, position: Sequence[float], orientation: Sequence[float]) -> None:
+        """Teleport ``body``'s base to ``position`` (m) / ``orientation`` (xyzw quaternion)."""
+        self.p.resetBasePositionAndOrientation(body, position, orientation)
+
+    def base_velocity(self, body: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """(linear m/s, angular rad/s) velocity of ``body``'s base."""
+        return self.p.getBaseVelocity(body)
+
+    def set_base_velocity(self, body: int, linear: Sequence[float], angular: Sequence[float]) -> None:
+        self.p.resetBaseVelocity(body, linear, angular)
+
+    def aabb(self, body: int, link: int = -1) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        """(lowest corner, highest corner) m of a link's world axis-aligned bounding box."""
+        return self.p.getAABB(body, link)
+
+    # -- looks -------------------------------------------------------------
+    def load_texture(self, path: str) -> int:
+        """Load an image file as a texture of this world; returns its id."""
+        return self.p.loadTexture(path)
+
+    def visual_shapes(self, body: int) -> list[tuple]:
+        """pybullet's visual shape data of ``body``: one tuple per link (index 1 link, index 7 rgba)."""
+        return self.p.getVisualShapeData(body)
+
+    def set_color(self, body: int, rgba: Sequence[float], link: int = -1, texture: int | None = None) -> None:
+        """Tint a link ``rgba`` (alpha 0 hides it from renders), and give it ``texture`` when one is named."""
+        if texture is None:
+            self.p.changeVisualShape(body, link, rgbaColor=rgba)
+        else:
+            self.p.changeVisualShape(body, link, textureUniqueId=texture, rgbaColor=rgba)
+
+    # -- sensing -----------------------------------------------------------
+    def ray(self, start: Sequence[float], end: Sequence[float]) -> tuple:
+        """The first hit on the segment ``start`` -> ``end`` (m): (body id or -1, link, hit
+        fraction, position, normal), pybullet's ``rayTest`` row."""
+        return self.p.rayTest(start, end)[0]
+
+    def rays(self, starts: Sequence[Sequence[float]], ends: Sequence[Sequence[float]]) -> list[tuple]:
+        """:meth:`ray` for many segments at once (``rayTestBatch``)."""
+        return self.p.rayTestBatch(starts, ends)
+
+    def contacts(self, body: int, other: int | None = None, link: int | None = None) -> list[tuple]:
+        """pybullet contact points of ``body`` (its ``link`` only, when given) with ``other`` (any, when None).
+
+        Row fields: 7 normal on ``other``, 8 penetration depth (m, negative inside), 9 normal force (N).
+        """
+        kwargs: dict[str, int] = {"bodyA": body}
+        if other is not None:
+            kwargs["bodyB"] = other
+        if link is not None:
+            kwargs["linkIndexA"] = link
+        return self.p.getContactPoints(**kwargs)
 
     def step(self, n: int = 1) -> None:
         """Advance physics by ``n`` fixed timesteps."""

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import gymnasium as gym
@@ -7,8 +8,8 @@ import pytest
 from embodied.collect.explore import ExplorePolicy
 from embodied.envs import make, resolve
 from embodied.envs.ego_motion import DISCRETE_ACTIONS, MAX_VISIBLE, RIG_HEIGHT, RIG_RADIUS, EgoMotionEnv
-from embodied.envs.scenes import OBJECT_SCALE, SCENE_CLASSES
-from embodied.sim import objects
+from embodied.envs.scenes import OBJECT_SCALE, SCENE_CLASSES, SCENE_STYLES, build_scene
+from embodied.sim import BulletSim, objects
 
 
 @pytest.fixture
@@ -125,6 +126,24 @@ def test_every_scene_class_builds_and_looks_different():
         means.append(obs["rgb"].reshape(-1, 3).mean(0))
     assert len({tuple(np.round(m)) for m in means}) == len(SCENE_CLASSES)
     env.close()
+
+
+def test_rooms_hold_every_category_their_style_names_and_no_other():
+    sim = BulletSim()
+    for name, style in SCENE_STYLES.items():
+        seen: set[str] = set()
+        for seed in range(6):
+            sim.reset_world()
+            seen |= {category for _, category in build_scene(sim, seed, name).object_bodies.values()}
+        assert seen == set(style.categories), name
+    sim.close()
+
+
+def test_a_scene_style_with_a_category_the_library_lacks_is_an_error():
+    with pytest.raises(ValueError, match=r"names \['lego'\], not in the object library"):
+        dataclasses.replace(SCENE_STYLES["playroom"], categories=("ball", "lego"))
+    with pytest.raises(ValueError, match="non-empty subset"):
+        dataclasses.replace(SCENE_STYLES["playroom"], categories=())
 
 
 def test_info_names_visible_objects():

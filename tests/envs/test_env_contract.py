@@ -51,6 +51,36 @@ def rollout_hash(env: gym.Env, seed: int, steps: int) -> str:
     return h.hexdigest()
 
 
+def assert_info_storable(env_id: str, info: dict, prefix: str = "") -> None:
+    """Every info value is one the dataset writer stores: a scalar that JSON keeps as it is
+    (finite), a numeric or bool array, a list of str, or a dict of those."""
+    for key, value in info.items():
+        where = f"{env_id}: info[{prefix + key!r}] = {value!r}"
+        if isinstance(value, dict):
+            assert_info_storable(env_id, value, prefix + key + "/")
+        elif isinstance(value, np.ndarray):
+            assert value.dtype.kind in "biuf", f"{where}: an array of dtype {value.dtype}"
+        elif isinstance(value, list):
+            assert all(isinstance(v, str) for v in value), f"{where}: a list, not of str"
+        else:
+            assert isinstance(value, (bool, int, float, str, np.bool_, np.integer, np.floating)), (
+                f"{where}: a {type(value)}"
+            )
+            plain = value.item() if isinstance(value, np.generic) else value
+            try:
+                text = json.dumps(plain, allow_nan=False)
+            except ValueError:
+                raise AssertionError(f"{where}: not finite") from None
+            assert json.loads(text) == plain and type(json.loads(text)) is type(plain), f"{where}: changes through JSON"
+
+
+def test_info_check_can_fail():
+    assert_info_storable("ok", {"a": 1, "b": np.float32(0.5), "c": ["x"], "d": np.zeros(2), "e": {"f": "g"}})
+    for bad in ({"a": float("nan")}, {"a": object()}, {"a": [1, 2]}, {"a": np.array(["x"])}, {"a": {"b": None}}):
+        with pytest.raises(AssertionError):
+            assert_info_storable("bad", bad)
+
+
 def test_ids_registered_on_import():
     assert "embodied/EgoMotion-v0" in ENV_IDS
     for env_id in ENV_IDS:
@@ -103,6 +133,7 @@ def test_observations_are_typed_finite_and_fresh(env_id):
     env.action_space.seed(0)
     previous = None
     for _ in range(4):
+        assert_info_storable(env_id, info)
         assert space.contains(obs), f"{env_id}: observation outside its space"
         for key, value in obs.items():
             assert value.dtype == space[key].dtype
@@ -117,8 +148,9 @@ def test_observations_are_typed_finite_and_fresh(env_id):
         for key in snapshot:  # stepping must not write into arrays already handed out
             np.testing.assert_array_equal(previous[key], snapshot[key])
         if term or trunc:
+            assert_info_storable(env_id, info)
             obs, info = env.reset()
-    json.dumps({k: v for k, v in info.items() if isinstance(v, (str, int, float, bool))})
+    assert_info_storable(env_id, info)
     env.close()
 
 
