@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from embodied.agents.registry import load_preset
+from embodied.checkpoint import load_checkpoint
 from embodied.nn.trunk import Preprocess, Trunk, TrunkConfig
 
 
@@ -57,8 +59,6 @@ def load_encoder(
     ``trunk`` overrides, e.g. ``{"width": 64}`` to match a checkpoint) initialised from ``seed``.
     """
     if str(path) == "random":
-        from embodied.agents.registry import load_preset
-
         raw = {**load_preset("random").trunk, **(trunk or {})}
         gen_state = torch.get_rng_state()
         torch.manual_seed(seed)  # the same seed gives the same floor, without disturbing the caller's RNG
@@ -67,8 +67,6 @@ def load_encoder(
         finally:
             torch.set_rng_state(gen_state)
         return Encoder(net, {"agent": "random", "seed": seed, "step": 0}).to(device)
-    from embodied.train import load_checkpoint
-
     ckpt = load_checkpoint(path, map_location="cpu")
     preset = ckpt["preset"]
     net = Trunk(TrunkConfig.from_dict(preset["trunk"]))

@@ -305,7 +305,7 @@ def test_kill_9_at_random_moments_then_resume_reaches_the_same_weights(tmp_path)
 
 SAVE_LOOP = """
 import sys, torch
-from embodied.train import save_checkpoint
+from embodied.checkpoint import save_checkpoint
 big = torch.zeros(4_000_000)  # 16 MB: each write takes long enough to be killed inside
 for i in range(1, 10_000):
     big[0] = i
