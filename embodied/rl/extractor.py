@@ -1,11 +1,11 @@
-"""Stable-Baselines3 glue: learned trunks as RL feature extractors, and trained policies back out.
+"""The SB3 features extractor: a learned, random or NatureCNN trunk for the image of a Dict observation.
 
-The features extractor wraps ``embodied.load_encoder`` for the image key of a Dict
-observation and passes every other key (proprioception, last action, motor signals)
-through a small MLP, as SB3's ``CombinedExtractor`` does::
+The extractor wraps ``embodied.load_encoder`` for the image key of a Dict observation and
+passes every other key (proprioception, last action, motor signals) through a small MLP, as
+SB3's ``CombinedExtractor`` does::
 
     from stable_baselines3 import PPO
-    from embodied.agents.sb3 import policy_kwargs
+    from embodied.rl import policy_kwargs
     model = PPO("MultiInputPolicy", env, policy_kwargs=policy_kwargs("runs/curious"))
 
 Encoder kinds: a checkpoint file or run directory (the trunk of a trained agent),
@@ -13,26 +13,17 @@ Encoder kinds: a checkpoint file or run directory (the trunk of a trained agent)
 NatureCNN, trained from scratch with the policy: the familiar reference). Trunks are
 frozen unless ``finetune=True``; either way their batch-norm statistics stay fixed
 (PPO alternates rollout and update modes, and moving statistics would change the
-policy between the two).
-
-Reload a saved model and act with it (no checkpoint file needed: the trunk's weights
-are inside the SB3 zip)::
-
-    policy = load_sb3_policy("runs/rl/model.zip")
-    action = policy(obs, info)
+policy between the two). Saved models come back with :func:`embodied.rl.load_model`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from torch import nn
 
@@ -53,6 +44,18 @@ def _image_layout(space: spaces.Box) -> tuple[bool, int, int]:
     if len(shape) == 3 and shape[-1] == 3:
         return False, shape[0], shape[1]
     raise ValueError(f"the image observation has shape {shape}; expected (H, W, 3) or (3, H, W) RGB")
+
+
+def _dict_image_layout(observation_space: spaces.Space, image_key: str) -> tuple[bool, int, int]:
+    """(channels_first, H, W) of the image under ``image_key`` of a Dict space; ValueError for any other space."""
+    if not isinstance(observation_space, spaces.Dict) or image_key not in observation_space.spaces:
+        raise ValueError(
+            f"EmbodiedExtractor needs a Dict observation space with an {image_key!r} image; got {observation_space}"
+        )
+    image_space = observation_space[image_key]
+    if not isinstance(image_space, spaces.Box):
+        raise ValueError(f"observation {image_key!r} is {image_space}; expected an image Box")
+    return _image_layout(image_space)
 
 
 def _to_nchw(x: torch.Tensor, channels_first: bool) -> torch.Tensor:
@@ -130,14 +133,7 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             raise ValueError(f"features={features!r}; expected one of {FEATURES}")
         if isinstance(keypoints, bool) or not isinstance(keypoints, int) or keypoints < 1:
             raise ValueError(f"keypoints={keypoints!r}; expected a positive integer")
-        if not isinstance(observation_space, spaces.Dict) or image_key not in observation_space.spaces:
-            raise ValueError(
-                f"EmbodiedExtractor needs a Dict observation space with an {image_key!r} image; got {observation_space}"
-            )
-        image_space = observation_space[image_key]
-        if not isinstance(image_space, spaces.Box):
-            raise ValueError(f"observation {image_key!r} is {image_space}; expected an image Box")
-        channels_first, h, w = _image_layout(image_space)
+        channels_first, h, w = _dict_image_layout(observation_space, image_key)
         encoder = str(encoder)
         head: SpatialSoftmax | None = None  # keypoints on a trunk map; None: the trunk's embedding
         if encoder == "nature":
@@ -245,7 +241,7 @@ def policy_kwargs(
 ) -> dict[str, Any]:
     """``policy_kwargs`` for SB3 ``MultiInputPolicy`` (PPO, SAC, ...) with an ``EmbodiedExtractor``.
 
-    The trunk's config is recorded in the kwargs so :func:`load_model` can rebuild a saved
+    The trunk's config is recorded in the kwargs so :func:`embodied.rl.models.load_model` can rebuild a saved
     policy without the original checkpoint. ``net_arch`` defaults to SB3's own (64, 64 / 256, 256).
     ``features`` / ``keypoints`` / ``layer``: see :class:`EmbodiedExtractor`.
     """
@@ -270,90 +266,11 @@ def policy_kwargs(
     return out
 
 
-class SuccessInfo(gym.Wrapper):
-    """Copies ``info["success"]`` to ``info["is_success"]``, the key SB3's evaluation and logger read."""
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if "success" in info:
-            info["is_success"] = bool(info["success"])
-        return obs, reward, terminated, truncated, info
-
-
-ALGOS = ("ppo", "sac")
-
-
-def algo_class(name: str) -> type[BaseAlgorithm]:
-    """The SB3 algorithm class for "ppo" or "sac"."""
-    from stable_baselines3 import PPO, SAC
-
-    classes: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
-    if name not in classes:
-        raise ValueError(f"algo={name!r}; expected one of {ALGOS}")
-    return classes[name]
-
-
-def load_model(path: str | Path, algo: str | None = None, device: str = "cpu") -> BaseAlgorithm:
-    """A saved SB3 model (``model.zip``, or a run directory holding one), rebuilt without its checkpoint.
-
-    algo: "ppo" / "sac"; None detects it from the saved policy class.
-    """
-    from stable_baselines3.common.save_util import load_from_zip_file
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.zip"
-    if not path.exists():
-        raise FileNotFoundError(f"no SB3 model at {path}")
-    data, _, _ = load_from_zip_file(path, device=device, load_data=True)
-    if data is None:
-        raise ValueError(f"{path} holds no SB3 model data")
-    if algo is None:
-        module = getattr(data.get("policy_class"), "__module__", "")
-        algo = "sac" if ".sac." in module else "ppo"
-    pk = dict(data.get("policy_kwargs") or {})
-    fe = dict(pk.get("features_extractor_kwargs") or {})
-    custom: dict[str, Any] = {}
-    if pk.get("features_extractor_class") is EmbodiedExtractor and fe.get("encoder") not in (None, "nature"):
-        # the architecture from the recorded config; the weights (trunk included) come from the zip
-        fe["encoder"] = "random"
-        pk["features_extractor_kwargs"] = fe
-        custom["policy_kwargs"] = pk
-    return algo_class(algo).load(path, device=device, custom_objects=custom)
-
-
-class SB3Policy:
-    """``policy(obs, info) -> action`` around a trained SB3 model (the ``embodied.video`` Policy shape)."""
-
-    def __init__(self, model: BaseAlgorithm, deterministic: bool = True) -> None:
-        self.model, self.deterministic = model, deterministic
-
-    def __call__(self, obs: dict[str, np.ndarray], info: dict | None = None) -> np.ndarray:
-        action, _ = self.model.predict(obs, deterministic=self.deterministic)
-        return action
-
-    def reset(self, seed: int | None = None) -> None:
-        """Stateless (feed-forward policies); present for ``embodied.video.rollout``."""
-
-
-def load_sb3_policy(
-    path: str | Path, deterministic: bool = True, device: str = "cpu", algo: str | None = None
-) -> Callable[[dict, dict], np.ndarray]:
-    """A saved SB3 model as ``policy(obs, info) -> action`` for ``embodied.video.rollout`` / scripts/render.py."""
-    return SB3Policy(load_model(path, algo=algo, device=device), deterministic=deterministic)
-
-
 __all__ = [
-    "ALGOS",
     "BUILTIN_ENCODERS",
     "FEATURES",
     "EmbodiedExtractor",
-    "SB3Policy",
     "SpatialSoftmax",
-    "SuccessInfo",
-    "algo_class",
     "encoder_trunk_config",
-    "load_model",
-    "load_sb3_policy",
     "policy_kwargs",
 ]

@@ -1,0 +1,84 @@
+"""SB3 callbacks of an RL run: the seeded held-out evaluation, a progress bar, and when to evaluate."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from tqdm import tqdm
+
+EVAL_SEED_OFFSET = 1_000_003  # eval episodes never share seeds with training episodes
+MIN_EVAL_EVERY = 2000  # env steps: the default never evaluates more often (short runs: start and end only)
+EVALS_PER_RUN = 10
+MAX_EVAL_EPISODES, MIN_EVAL_EPISODES = 20, 2
+STEPS_PER_EVAL_EPISODE = 1000  # default episodes per evaluation: one per this many env steps of the run
+
+
+class SeededEval(EvalCallback):
+    """EvalCallback that replays the same seeded episodes at every evaluation (one at step 0 too)
+    and keeps count of the wall time it spends, so env steps/s can leave it out."""
+
+    def __init__(self, *args: Any, eval_seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.eval_seed = eval_seed
+        self.eval_seconds = 0.0
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        self.evaluate_now()
+
+    def evaluate_now(self) -> None:
+        """One evaluation at the current step, whatever ``eval_freq`` says."""
+        if self.evaluations_timesteps and self.evaluations_timesteps[-1] == self.num_timesteps:
+            return
+        n_calls = self.n_calls
+        self.n_calls = 0
+        try:
+            self._on_step()
+        finally:
+            self.n_calls = n_calls
+
+    def _on_step(self) -> bool:
+        due = self.eval_freq > 0 and self.n_calls % self.eval_freq == 0
+        if not due:
+            return True
+        self.eval_env.seed(self.eval_seed)
+        t0 = time.perf_counter()
+        keep_going = super()._on_step()
+        self.eval_seconds += time.perf_counter() - t0
+        return keep_going
+
+
+class ProgressBar(BaseCallback):
+    """A tqdm bar over env steps (SB3's own needs rich)."""
+
+    def __init__(self, total: int, disable: bool = False) -> None:
+        super().__init__()
+        self.total, self.disable = total, disable
+        self.bar: Any = None
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, unit="step", desc="train_rl", disable=self.disable, dynamic_ncols=True)
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.model.num_timesteps - self.bar.n)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def eval_schedule(steps: int, eval_freq: int | None, eval_episodes: int | None) -> tuple[int, int]:
+    """(env steps between evaluations, episodes per evaluation); both scale with ``steps``.
+
+    Defaults: ten evaluations over the run, but none closer than 2000 steps (so a short run evaluates at
+    its start and end only), and 20 held-out episodes, fewer for short runs (one per 1000 steps, at
+    least 2): ``--steps 256`` is a smoke run of seconds, ``--steps 20000`` evaluates 10 x 20 episodes.
+    """
+    freq = eval_freq or max(steps // EVALS_PER_RUN, MIN_EVAL_EVERY)
+    episodes = eval_episodes or min(MAX_EVAL_EPISODES, max(MIN_EVAL_EPISODES, steps // STEPS_PER_EVAL_EPISODE))
+    return freq, episodes
+
+
+__all__ = ["EVAL_SEED_OFFSET", "ProgressBar", "SeededEval", "eval_schedule"]

@@ -1,0 +1,173 @@
+"""The encoders-by-seeds comparison: one training process per (encoder, seed), then one figure and one table.
+
+Each run is a train_rl command (``command``: the program and its arguments up to the run's own) writing
+``out/<label>/seed<S>``; a run with a run.json is finished and reused, so a killed comparison resumes.
+:func:`aggregate` puts the runs' held-out curves on common steps (mean +- std over seeds per encoder)
+and finds the steps each encoder needs to reach a success threshold (by default the ``random``
+trunk's final mean success); :func:`plot_comparison` and :func:`table` show them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embodied.cli import UserError
+from embodied.rl.extractor import BUILTIN_ENCODERS
+from embodied.rl.results import read_evaluations
+
+REACHED_TOLERANCE = 1e-9  # a curve at the threshold up to rounding has reached it
+
+
+def parse_encoders(items: list[str]) -> dict[str, str]:
+    """["random", "curious=runs/curious"] -> {"random": "random", "curious": "runs/curious"}."""
+    out: dict[str, str] = {}
+    for item in items:
+        label, _, enc = item.partition("=")
+        if not label or label in out:
+            raise UserError("--encoders", item, "label=checkpoint with a new, non-empty label")
+        out[label] = enc or label
+    return out
+
+
+def check_encoders(encoders: dict[str, str]) -> None:
+    """UserError unless every encoder is built in or an existing checkpoint / run directory."""
+    for label, enc in encoders.items():
+        if enc not in BUILTIN_ENCODERS and not Path(enc).exists():
+            raise UserError(
+                "--encoders", f"{label}={enc}", f"{' or '.join(BUILTIN_ENCODERS)}, or label=<existing checkpoint>"
+            )
+
+
+def train_args(
+    env: str, algo: str, encoder: str, steps: int, seed: int, run_dir: Path, finetune: bool, extra: list[str]
+) -> list[str]:
+    """The train_rl arguments of one run of the comparison (``extra``: the ones every run gets)."""
+    args = ["--env", env, "--algo", algo, "--encoder", encoder, "--steps", str(steps), "--seed", str(seed)]
+    args += ["--out", str(run_dir), "--quiet", *extra]
+    return [*args, "--finetune"] if finetune else args
+
+
+def run_seed(command: list[str], run_dir: Path, name: str) -> Path:
+    """Run ``command`` (one training, writing ``run_dir``) unless ``run_dir`` holds a finished run.
+
+    Its output goes to ``run_dir/log.txt``; a failed run is a RuntimeError naming ``name`` and the log.
+    """
+    if (run_dir / "run.json").exists():
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "log.txt", "w") as log:
+        proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} failed (exit {proc.returncode}); see {run_dir / 'log.txt'}")
+    return run_dir
+
+
+def steps_to(timesteps: np.ndarray, curve: np.ndarray, threshold: float) -> int | None:
+    """The first evaluated step at which ``curve`` reaches ``threshold`` (None: never)."""
+    hit = np.nonzero(curve >= threshold - REACHED_TOLERANCE)[0]
+    return int(timesteps[hit[0]]) if len(hit) else None
+
+
+def aggregate(runs: dict[str, list[Path]], threshold: float | None) -> dict[str, Any]:
+    """Per encoder: mean / std curves on common eval steps, final numbers, steps-to-threshold."""
+    result: dict[str, Any] = {"encoders": {}}
+    for label, dirs in runs.items():
+        evs = [read_evaluations(d) for d in dirs]
+        n = min(len(e["timesteps"]) for e in evs)
+        t = evs[0]["timesteps"][:n]
+        succ = np.stack([e["success"][:n] for e in evs])
+        ret = np.stack([e["return"][:n] for e in evs])
+        meta = [json.loads((d / "run.json").read_text()) for d in dirs]
+        result["encoders"][label] = {
+            "encoder": meta[0]["encoder"],
+            "seeds": [m["seed"] for m in meta],
+            "timesteps": t.tolist(),
+            "success_mean": succ.mean(0).tolist(),
+            "success_std": succ.std(0).tolist(),
+            "return_mean": ret.mean(0).tolist(),
+            "return_std": ret.std(0).tolist(),
+            "success_per_seed": succ.tolist(),
+            "final_success_mean": float(succ[:, -1].mean()),
+            "final_success_std": float(succ[:, -1].std()),
+            "final_return_mean": float(ret[:, -1].mean()),
+            "env_steps_per_s": float(np.mean([m["env_steps_per_s"] for m in meta])),
+        }
+    if threshold is None:
+        threshold = result["encoders"].get("random", {}).get("final_success_mean")
+    result["threshold"] = threshold
+    if threshold is None:
+        return result
+    base = None
+    if "random" in result["encoders"]:
+        r = result["encoders"]["random"]
+        base = steps_to(np.asarray(r["timesteps"]), np.asarray(r["success_mean"]), threshold)
+    for e in result["encoders"].values():
+        t = np.asarray(e["timesteps"])
+        e["steps_to_threshold"] = steps_to(t, np.asarray(e["success_mean"]), threshold)
+        e["steps_to_threshold_per_seed"] = [steps_to(t, np.asarray(s), threshold) for s in e["success_per_seed"]]
+        s = e["steps_to_threshold"]
+        e["ratio_to_random"] = (s / base) if (s is not None and base) else None
+    result["random_steps_to_threshold"] = base
+    return result
+
+
+def plot_comparison(result: dict[str, Any], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_s, ax_r) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, e in result["encoders"].items():
+        t = np.asarray(e["timesteps"])
+        for ax, key in ((ax_s, "success"), (ax_r, "return")):
+            m, s = np.asarray(e[f"{key}_mean"]), np.asarray(e[f"{key}_std"])
+            (line,) = ax.plot(t, m, "o-", ms=3, label=f"{label} (n={len(e['seeds'])})")
+            ax.fill_between(t, m - s, m + s, color=line.get_color(), alpha=0.2)
+    if result.get("threshold") is not None:
+        ax_s.axhline(result["threshold"], color="0.4", ls="--", lw=1, label="threshold")
+    ax_s.set(xlabel="env steps", ylabel="held-out success rate", ylim=(-0.02, 1.02), title="success (mean ± std)")
+    ax_r.set(xlabel="env steps", ylabel="held-out episode return", title="return (mean ± std)")
+    ax_s.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def table(result: dict[str, Any]) -> str:
+    thr = result.get("threshold")
+    lines = [
+        f"threshold: held-out success >= {thr:.3f}" if thr is not None else "threshold: none (no random run)",
+        "",
+        "| encoder | seeds | final success | final return | steps to threshold (mean curve) | per seed "
+        "| vs random | env steps/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, e in result["encoders"].items():
+        s = e.get("steps_to_threshold")
+        ratio = e.get("ratio_to_random")
+        per_seed = ", ".join("never" if v is None else str(v) for v in e.get("steps_to_threshold_per_seed", []))
+        lines.append(
+            f"| {label} | {len(e['seeds'])} | {e['final_success_mean']:.2f} ± {e['final_success_std']:.2f} "
+            f"| {e['final_return_mean']:.1f} | {'never' if s is None else s} | {per_seed} "
+            f"| {'-' if ratio is None else f'{ratio:.2f}x'} | {e['env_steps_per_s']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "aggregate",
+    "check_encoders",
+    "parse_encoders",
+    "plot_comparison",
+    "run_seed",
+    "steps_to",
+    "table",
+    "train_args",
+]

@@ -1,0 +1,72 @@
+"""The comparison's arithmetic on hand-made runs: common steps, mean and std, steps to the threshold."""
+
+import json
+
+import numpy as np
+import pytest
+
+from embodied.cli import UserError
+from embodied.rl.compare import aggregate, parse_encoders, plot_comparison, steps_to, table, train_args
+from embodied.rl.results import plot_learning_curve, read_evaluations
+
+
+def fake_run(path, encoder, seed, timesteps, successes, returns):
+    """A run directory as train_rl writes it: eval/evaluations.npz (2 episodes per evaluation) and run.json."""
+    (path / "eval").mkdir(parents=True)
+    succ = np.array([[s >= 0.5, s >= 1.0] for s in successes])  # per evaluation: mean 0, 0.5 or 1
+    res = np.array([[r, r] for r in returns], dtype=float)
+    np.savez(path / "eval" / "evaluations.npz", timesteps=np.array(timesteps), results=res, successes=succ)
+    (path / "run.json").write_text(json.dumps({"encoder": encoder, "seed": seed, "env_steps_per_s": 100.0 + seed}))
+    return path
+
+
+def test_read_evaluations_and_the_learning_curve(tmp_path):
+    run = fake_run(tmp_path / "r", "random", 0, [0, 10, 20], [0.0, 0.5, 1.0], [-3.0, -2.0, -1.0])
+    ev = read_evaluations(run)
+    np.testing.assert_array_equal(ev["timesteps"], [0, 10, 20])
+    np.testing.assert_allclose(ev["success"], [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(ev["return"], [-3.0, -2.0, -1.0])
+    assert plot_learning_curve(run, "t").stat().st_size > 0  # no monitor/ files: the evaluation alone
+
+
+def test_aggregate_threshold_is_randoms_final_success(tmp_path):
+    runs = {
+        "random": [
+            fake_run(tmp_path / "r0", "random", 0, [0, 10, 20], [0.0, 0.0, 0.5], [-3, -2, -1]),
+            fake_run(tmp_path / "r1", "random", 1, [0, 10, 20], [0.0, 0.5, 0.5], [-3, -2, -1]),
+        ],
+        "mine": [
+            fake_run(tmp_path / "m0", "runs/x", 0, [0, 10, 20, 30], [0.0, 0.5, 1.0, 1.0], [-2, -1, 0, 0]),
+            fake_run(tmp_path / "m1", "runs/x", 1, [0, 10, 20], [0.5, 1.0, 1.0], [-2, -1, 0]),
+        ],
+    }
+    result = aggregate(runs, None)
+    assert result["threshold"] == 0.5 and result["random_steps_to_threshold"] == 20
+    mine = result["encoders"]["mine"]
+    assert mine["timesteps"] == [0, 10, 20]  # the steps every seed has
+    np.testing.assert_allclose(mine["success_mean"], [0.25, 0.75, 1.0])
+    np.testing.assert_allclose(mine["success_std"], [0.25, 0.25, 0.0])
+    assert mine["steps_to_threshold"] == 10 and mine["steps_to_threshold_per_seed"] == [10, 0]
+    assert mine["ratio_to_random"] == 0.5 and mine["env_steps_per_s"] == 100.5
+    assert result["encoders"]["random"]["steps_to_threshold_per_seed"] == [20, 10]
+    md = table(result)
+    assert "| mine | 2 | 1.00 ± 0.00 | 0.0 | 10 | 10, 0 | 0.50x | 100 |" in md
+    plot_comparison(result, tmp_path / "c.png", "t")
+    assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_steps_to_and_encoder_labels(tmp_path):
+    assert steps_to(np.array([0, 5, 9]), np.array([0.1, 0.3, 0.2]), 0.3) == 5
+    assert steps_to(np.array([0, 5]), np.array([0.1, 0.2]), 0.3) is None
+    assert parse_encoders(["random", "curious=runs/c"]) == {"random": "random", "curious": "runs/c"}
+    with pytest.raises(UserError, match="--encoders"):
+        parse_encoders(["random", "random"])
+    argv = train_args("reach", "ppo", "nature", 128, 1, tmp_path, True, ["--vec", "dummy"])
+    assert argv == ["--env", "reach", "--algo", "ppo", "--encoder", "nature", "--steps", "128", "--seed", "1"] + [
+        "--out",
+        str(tmp_path),
+        "--quiet",
+        "--vec",
+        "dummy",
+        "--finetune",
+    ]
