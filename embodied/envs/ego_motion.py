@@ -11,6 +11,7 @@ floor is only seen, never simulated.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -42,6 +43,42 @@ MAX_VISIBLE = max(style.n_objects[1] for style in SCENE_STYLES.values())
 def _yaw_quaternion(yaw: float) -> tuple[float, float, float, float]:
     """xyzw quaternion of a rotation by ``yaw`` radians about +z."""
     return (0.0, 0.0, math.sin(0.5 * yaw), math.cos(0.5 * yaw))
+
+
+def _check_numbers(
+    motor_noise: float, motor_noise_floor: float, control_dt: float, step_forward: float, max_speed: float
+) -> None:
+    """ValueError naming the first of these that is not finite, or negative (noise) / not positive."""
+    for name, value in (("motor_noise", motor_noise), ("motor_noise_floor", motor_noise_floor)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name}={value}; expected a finite number >= 0")
+    for name, value in (("control_dt", control_dt), ("step_forward", step_forward), ("max_speed", max_speed)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name}={value}; expected a finite number > 0")
+
+
+def _check_scene_classes(scene_classes: Sequence[str] | None) -> tuple[str, ...]:
+    """The scene classes as a tuple (None or empty: all), or ValueError naming the unknown ones."""
+    classes = tuple(scene_classes) if scene_classes else SCENE_CLASSES
+    unknown = [c for c in classes if c not in SCENE_CLASSES]
+    if unknown:
+        raise ValueError(f"scene_classes {unknown} unknown; expected a subset of {list(SCENE_CLASSES)}")
+    return classes
+
+
+def _spaces(action_mode: str, size: int, depth: bool) -> tuple[spaces.Space, spaces.Dict]:
+    """(action space, observation space) of an ``EgoMotionEnv`` (see its docstring)."""
+    if action_mode == "discrete":
+        action: spaces.Space = spaces.Discrete(len(DISCRETE_ACTIONS))
+    else:
+        action = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+    obs = {
+        "rgb": spaces.Box(0, 255, shape=(size, size, 3), dtype=np.uint8),
+        "motor": spaces.Box(-10.0, 10.0, shape=(len(MOTOR_FIELDS),), dtype=np.float32),
+    }
+    if depth:
+        obs["depth"] = spaces.Box(0.0, 100.0, shape=(size, size, 1), dtype=np.float32)
+    return action, spaces.Dict(obs)
 
 
 class EgoMotionEnv(gym.Env):
@@ -145,23 +182,14 @@ class EgoMotionEnv(gym.Env):
         renderer: str = "tiny",
         render_mode: str | None = None,
     ) -> None:
-        check_positive_int("size", size)
-        check_positive_int("substeps", substeps)
-        check_positive_int("render_size", render_size)
+        for name, value in (("size", size), ("substeps", substeps), ("render_size", render_size)):
+            check_positive_int(name, value)
         if action_mode not in ("discrete", "continuous"):
             raise ValueError(f"action_mode={action_mode!r}; expected 'discrete' or 'continuous'")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r}; expected None or 'rgb_array'")
-        for name, value in (("motor_noise", motor_noise), ("motor_noise_floor", motor_noise_floor)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}={value}; expected a finite number >= 0")
-        for name, value in (("control_dt", control_dt), ("step_forward", step_forward), ("max_speed", max_speed)):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name}={value}; expected a finite number > 0")
-        classes = tuple(scene_classes) if scene_classes else SCENE_CLASSES
-        unknown = [c for c in classes if c not in SCENE_CLASSES]
-        if unknown:
-            raise ValueError(f"scene_classes {unknown} unknown; expected a subset of {list(SCENE_CLASSES)}")
+        _check_numbers(motor_noise, motor_noise_floor, control_dt, step_forward, max_speed)
+        classes = _check_scene_classes(scene_classes)
         self.split = check_split(split)
         self.size, self.action_mode, self.scene_classes = int(size), action_mode, classes
         self.max_speed, self.max_yaw_rate = max_speed, max_yaw_rate
@@ -169,17 +197,7 @@ class EgoMotionEnv(gym.Env):
         self.motor_noise, self.motor_noise_floor = motor_noise, motor_noise_floor
         self.use_depth, self.render_mode = bool(depth), render_mode
 
-        if action_mode == "discrete":
-            self.action_space: spaces.Space = spaces.Discrete(len(DISCRETE_ACTIONS))
-        else:
-            self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
-        obs = {
-            "rgb": spaces.Box(0, 255, shape=(self.size, self.size, 3), dtype=np.uint8),
-            "motor": spaces.Box(-10.0, 10.0, shape=(len(MOTOR_FIELDS),), dtype=np.float32),
-        }
-        if self.use_depth:
-            obs["depth"] = spaces.Box(0.0, 100.0, shape=(self.size, self.size, 1), dtype=np.float32)
-        self.observation_space = spaces.Dict(obs)
+        self.action_space, self.observation_space = _spaces(action_mode, self.size, self.use_depth)
 
         big = max(self.size, render_size)
         # No gravity: the rig floats at a fixed height and never touches the floor (see _make_rig)

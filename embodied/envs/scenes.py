@@ -174,6 +174,16 @@ def _texture(
     return sim.load_texture(str(write_texture(params, image)))
 
 
+# (x, y, radius) footprints already used; (x, y, z_top, half_x, half_y) furniture tops
+Footprints = list[tuple[float, float, float]]
+Surfaces = list[tuple[float, float, float, float, float]]
+
+
+def _free(occupied: Footprints, x: float, y: float, r: float) -> bool:
+    """Whether a disc of radius ``r`` (m) at (x, y) overlaps no footprint in ``occupied``."""
+    return all(math.hypot(x - ox, y - oy) > r + orad for ox, oy, orad in occupied)
+
+
 def build_scene(sim: BulletSim, scene_id: int, scene_class: str, split: str = "train") -> Scene:
     """Build the room ``scene_id`` of ``scene_class`` into an empty world of ``sim``.
 
@@ -183,6 +193,22 @@ def build_scene(sim: BulletSim, scene_id: int, scene_class: str, split: str = "t
     style = SCENE_STYLES[scene_class]
     rng = np.random.default_rng([scene_id, SCENE_CLASSES.index(scene_class)])
     hx, hy = (float(rng.uniform(*style.size)) / 2 for _ in range(2))
+    floor = _build_shell(sim, rng, style, hx, hy)
+    occupied: Footprints = []
+    surfaces = _place_furniture(sim, rng, style, hx, hy, occupied)
+    scene = Scene(scene_id=scene_id, scene_class=scene_class, half_size=(hx, hy), start=(0.0, 0.0, 0.0), floor=floor)
+    _place_objects(sim, rng, style, split, scene, occupied, surfaces)
+    # Start in the free spot nearest a random point, facing a random way.
+    for _attempt in range(50):
+        x, y = float(rng.uniform(-hx + 0.4, hx - 0.4)), float(rng.uniform(-hy + 0.4, hy - 0.4))
+        if _free(occupied, x, y, 0.35):
+            break
+    scene.start = (x, y, float(rng.uniform(-math.pi, math.pi)))
+    return scene
+
+
+def _build_shell(sim: BulletSim, rng: np.random.Generator, style: SceneStyle, hx: float, hy: float) -> int:
+    """The textured floor and four walls of a room ``2 hx`` x ``2 hy`` m; returns the floor's body id."""
     floor_tex = _texture(sim, rng, style.floor_patterns, style.floor_hues, tiles=4)
     wall_tex = _texture(sim, rng, style.wall_patterns, style.wall_hues, tiles=2)
     floor = _textured_box(sim, (hx, hy, 0.05), (0.0, 0.0, -0.05), (1, 1, 1, 1), floor_tex)
@@ -194,13 +220,14 @@ def build_scene(sim: BulletSim, scene_id: int, scene_class: str, split: str = "t
         ((t, hy, h), (-hx - t, 0.0, h)),
     ):
         _textured_box(sim, half, pos, (1, 1, 1, 1), wall_tex)
+    return floor
 
-    occupied: list[tuple[float, float, float]] = []  # (x, y, radius) footprints already used
-    surfaces: list[tuple[float, float, float, float, float]] = []  # (x, y, z_top, half_x, half_y)
 
-    def free(x: float, y: float, r: float) -> bool:
-        return all(math.hypot(x - ox, y - oy) > r + orad for ox, oy, orad in occupied)
-
+def _place_furniture(
+    sim: BulletSim, rng: np.random.Generator, style: SceneStyle, hx: float, hy: float, occupied: Footprints
+) -> Surfaces:
+    """Furniture of ``style`` at free spots (wall-hugging kinds against a wall); returns their tops."""
+    surfaces: Surfaces = []
     for _ in range(int(rng.integers(style.n_furniture[0], style.n_furniture[1] + 1))):
         kind = str(rng.choice(style.furniture))
         (fx, fy, fz), rgba, hug = _FURNITURE[kind]
@@ -215,15 +242,28 @@ def build_scene(sim: BulletSim, scene_id: int, scene_class: str, split: str = "t
                     x, y, swap = (hx - fy - 0.02) * (1 if wall == 2 else -1), along * max(hy - fx, 0.0), True
             else:
                 x, y, swap = float(rng.uniform(-hx + r, hx - r)), float(rng.uniform(-hy + r, hy - r)), False
-            if free(x, y, r * 0.8):
+            if _free(occupied, x, y, r * 0.8):
                 half = (fy, fx, fz) if swap else (fx, fy, fz)
                 color = tuple(np.clip(np.array(rgba[:3]) + rng.uniform(-0.08, 0.08, 3), 0, 1)) + (1.0,)
                 _textured_box(sim, half, (x, y, fz), color)
                 occupied.append((x, y, r * 0.8))
                 surfaces.append((x, y, 2 * fz, half[0], half[1]))
                 break
+    return surfaces
 
-    scene = Scene(scene_id=scene_id, scene_class=scene_class, half_size=(hx, hy), start=(0.0, 0.0, 0.0), floor=floor)
+
+def _place_objects(
+    sim: BulletSim,
+    rng: np.random.Generator,
+    style: SceneStyle,
+    split: str,
+    scene: Scene,
+    occupied: Footprints,
+    surfaces: Surfaces,
+) -> None:
+    """Library objects of ``style``'s categories, enlarged, on furniture tops or free floor spots;
+    recorded in ``scene.object_bodies``."""
+    hx, hy = scene.half_size
     pool = objects.instances(split, categories=style.categories)
     for n in range(int(rng.integers(style.n_objects[0], style.n_objects[1] + 1))):
         spec = pool[int(rng.integers(len(pool)))]
@@ -239,17 +279,9 @@ def build_scene(sim: BulletSim, scene_id: int, scene_class: str, split: str = "t
             r = 0.5 * max(ex, ey)
             x = float(rng.uniform(-hx + r + 0.05, hx - r - 0.05))
             y = float(rng.uniform(-hy + r + 0.05, hy - r - 0.05))
-            if not free(x, y, r):
+            if not _free(occupied, x, y, r):
                 continue
             occupied.append((x, y, r))
             pos = (x, y, ez / 2)
         body = objects.spawn(sim, spec, pos, orn, static=True, name=f"scene_obj{n}", scale=OBJECT_SCALE)
         scene.object_bodies[body] = (spec.uid, spec.category)
-
-    # Start in the free spot nearest a random point, facing a random way.
-    for _attempt in range(50):
-        x, y = float(rng.uniform(-hx + 0.4, hx - 0.4)), float(rng.uniform(-hy + 0.4, hy - 0.4))
-        if free(x, y, 0.35):
-            break
-    scene.start = (x, y, float(rng.uniform(-math.pi, math.pi)))
-    return scene
