@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> Path:
         zip_path = args.model / "model.zip" if args.model.is_dir() else args.model
         if not zip_path.is_file():
             raise UserError("--model", args.model, "a saved SB3 model.zip or a run directory holding one (not found)")
-        from embodied.agents.sb3 import load_sb3_policy
+        from embodied.rl import load_sb3_policy
 
         try:
             model = load_sb3_policy(zip_path)
