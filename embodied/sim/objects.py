@@ -51,6 +51,7 @@ import pybullet_data
 
 from embodied.sim.assets import cache_dir, procedural_texture, write_mesh, write_texture
 from embodied.sim.bullet import BulletSim
+from embodied.sim.meshes import SEGMENTS, decimate, euler_matrix, generate, parse_obj, signed_volume  # noqa: F401
 
 FIXED_LIBRARY_SEED = 20160908
 LIBRARY_VERSION = 1  # bump when generation changes: it is part of every asset's cache key
@@ -75,8 +76,6 @@ INSTANCES_PER_CATEGORY: int = 32
 TRAIN_POOL: int = 24  # indices below this follow the every-5th rule; the rest are held out
 HELDOUT_EVERY: int = 5
 SPLITS = ("train", "heldout", "all")
-
-SEGMENTS = 20  # vertices around a surface of revolution
 
 
 @dataclass(frozen=True)
@@ -153,182 +152,18 @@ _SHIPPED: dict[str, tuple[str, tuple[float, float, float], tuple[float, float]]]
 _DECIMATE_CELLS = 10  # vertex-clustering grid along the longest side of a shipped mesh
 
 
-# -- mesh building -------------------------------------------------------------------------
-def _orient_outward(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Flip all faces if the closed mesh's signed volume is negative (normals pointing in)."""
-    return faces[:, ::-1].copy() if _signed_volume(vertices, faces) < 0 else faces
-
-
-def _signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
-    a, b, c = (vertices[faces[:, k]] for k in range(3))
-    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
-
-
-def _revolve(profile: np.ndarray, segments: int = SEGMENTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Surface of revolution about z of a (K, 2) polyline of (radius, z) points.
-
-    Rings with radius 0 close the surface at the axis. Returns vertices (V, 3), faces (F, 3), uvs (V, 2)
-    (u around, v along the profile's arc length); one seam column of vertices is duplicated for the UVs.
-    """
-    profile = np.asarray(profile, dtype=np.float64)
-    k = len(profile)
-    theta = np.linspace(0.0, 2.0 * np.pi, segments + 1)
-    r, z = profile[:, 0:1], profile[:, 1:2]
-    verts = np.stack([r * np.cos(theta), r * np.sin(theta), np.broadcast_to(z, (k, segments + 1))], axis=-1)
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(profile, axis=0), axis=1))])
-    uu, vv = np.meshgrid(theta / (2.0 * np.pi), arc / max(arc[-1], 1e-9))
-    idx = np.arange(k * (segments + 1)).reshape(k, segments + 1)
-    faces = []
-    for i in range(k - 1):
-        on_axis_a, on_axis_b = profile[i, 0] <= 1e-9, profile[i + 1, 0] <= 1e-9
-        for j in range(segments):
-            a0, a1, b0, b1 = idx[i, j], idx[i, j + 1], idx[i + 1, j], idx[i + 1, j + 1]
-            if not on_axis_a:
-                faces.append((a0, a1, b1))
-            if not on_axis_b:
-                faces.append((a0, b1, b0))
-    v = verts.reshape(-1, 3)
-    f = np.asarray(faces, dtype=np.int64)
-    return v, _orient_outward(v, f), np.stack([uu.ravel(), vv.ravel()], axis=1)
-
-
-def _cuboid(size: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Box of full size (x, y, z) centred at 0, 4 vertices per face so every face gets the whole texture."""
-    hx, hy, hz = np.asarray(size, dtype=np.float64) / 2.0
-    verts, uvs, faces = [], [], []
-    # each face: centre axis, sign; corners in CCW order seen from outside
-    for axis in range(3):
-        for sign in (1.0, -1.0):
-            u_axis, v_axis = [a for a in range(3) if a != axis]
-            corners = [(-1, -1), (1, -1), (1, 1), (-1, 1)]
-            base = len(verts)
-            for cu, cv in corners:
-                pt = np.zeros(3)
-                pt[axis] = sign
-                pt[u_axis], pt[v_axis] = cu, cv
-                verts.append(pt * (hx, hy, hz))
-                uvs.append(((cu + 1) / 2, (cv + 1) / 2))
-            faces += [(base, base + 1, base + 2), (base, base + 2, base + 3)]
-    v, f = np.asarray(verts), np.asarray(faces, dtype=np.int64)
-    # orient each quad outward individually (a box is convex: normal must point away from the centre)
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    flip = np.einsum("ij,ij->i", np.cross(b - a, c - a), (a + b + c) / 3.0) < 0
-    f[flip] = f[flip][:, ::-1]
-    return v, f, np.asarray(uvs)
-
-
-def _shell(outer: list[tuple[float, float]], thickness: float, bottom: float) -> np.ndarray:
-    """Profile of an open-top vessel: axis -> outer wall up to the rim -> inner wall down -> axis.
-
-    outer: (r, z) points from the bottom edge to the rim, z increasing; thickness: wall (m); bottom: floor (m).
-    """
-    pts = [(0.0, 0.0), *outer]
-    inner = [(max(r - thickness, 0.002), max(z, bottom)) for r, z in reversed(outer)]
-    rim_r, rim_z = outer[-1]
-    pts += [(max(rim_r - thickness, 0.002), rim_z)] + inner[1:-1]
-    pts += [(max(outer[0][0] - thickness, 0.002), bottom), (0.0, bottom)]
-    return np.asarray(pts)
-
-
-def _generate(category: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vertices (metres), faces and UVs of a procedural instance of ``category`` (not yet centred)."""
-    u = rng.uniform
-    if category == "cup":
-        h, rb = u(0.07, 0.12), u(0.024, 0.034)
-        rt, bulge, t = rb * u(1.0, 1.35), u(-0.004, 0.006), u(0.003, 0.006)
-        zs = np.linspace(0.0, h, 6)
-        outer = [(rb + (rt - rb) * s + bulge * math.sin(math.pi * s), z) for s, z in zip(zs / h, zs, strict=True)]
-        return _revolve(_shell(outer, t, t * 1.5))
-    if category == "bowl":
-        rr, h = u(0.05, 0.075), u(0.035, 0.065)
-        rb, pw, t = rr * u(0.35, 0.55), u(0.4, 0.8), u(0.004, 0.007)
-        zs = h * np.linspace(0.0, 1.0, 6)
-        outer = [(rb + (rr - rb) * (z / h) ** pw, z) for z in zs]
-        return _revolve(_shell(outer, t, t * 1.5))
-    if category == "bottle":
-        h, rb = u(0.15, 0.22), u(0.024, 0.036)
-        hb, rn, sh = h * u(0.5, 0.65), u(0.009, 0.014), u(0.03, 0.05)
-        prof = [(0.0, 0.0), (rb * 0.92, 0.0), (rb, 0.006), (rb, hb)]
-        for s in np.linspace(0.25, 1.0, 4):
-            prof.append((rn + (rb - rn) * math.cos(s * math.pi / 2), hb + sh * s))
-        prof += [(rn, h - 0.01), (rn * 1.15, h - 0.008), (rn * 1.15, h), (0.0, h)]
-        return _revolve(np.asarray(prof))
-    if category == "vase":
-        h, r0 = u(0.12, 0.2), u(0.022, 0.032)
-        amp, freq, phase, t = u(0.008, 0.018), u(0.7, 1.4), u(0.0, math.pi), u(0.003, 0.005)
-        zs = np.linspace(0.0, h, 7)
-        outer = [(r0 + amp * math.sin(phase + freq * math.pi * z / h), z) for z in zs]
-        return _revolve(_shell(outer, t, t * 2.0))
-    if category == "plate":
-        rr, h = u(0.07, 0.1), u(0.014, 0.024)
-        rb, rim, dip = rr * u(0.55, 0.7), u(0.01, 0.02), h * u(0.3, 0.5)
-        prof = [(0.0, 0.0), (rb, 0.0), (rr, h), (rr - 0.004, h), (rr - rim, h - dip * 0.6), (rb, dip), (0.0, dip)]
-        return _revolve(np.asarray(prof))
-    if category == "can":
-        h, r = u(0.06, 0.14), u(0.025, 0.038)
-        bev = u(0.002, 0.005)
-        prof = [(0.0, 0.0), (r - bev, 0.0), (r, bev), (r, h - bev), (r - bev, h), (0.0, h)]
-        return _revolve(np.asarray(prof))
-    if category == "ball":
-        r, squash = u(0.028, 0.048), u(0.9, 1.0)
-        a = np.linspace(-math.pi / 2, math.pi / 2, 11)
-        return _revolve(np.stack([r * np.cos(a), r * squash * np.sin(a)], axis=1), segments=16)
-    if category == "torus":
-        rmin, rmaj = u(0.009, 0.016), u(0.03, 0.045)
-        a = np.linspace(0.0, 2.0 * math.pi, 11)
-        return _revolve(np.stack([rmaj + rmin * np.cos(a), rmin * np.sin(a)], axis=1))
-    if category == "box":
-        size = np.array([u(0.04, 0.08), u(0.04, 0.12), u(0.04, 0.12)])
-        return _cuboid(size)
-    if category == "brick":
-        size = np.array([u(0.09, 0.16), u(0.045, 0.065), u(0.03, 0.055)])
-        return _cuboid(size)
-    raise AssertionError(category)
-
-
-def _parse_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Positions and fan-triangulated faces of a Wavefront OBJ (all objects merged)."""
-    verts, faces = [], []
-    for line in path.read_text().splitlines():
-        if line.startswith("v "):
-            verts.append([float(x) for x in line.split()[1:4]])
-        elif line.startswith("f "):
-            ids = [int(tok.split("/")[0]) for tok in line.split()[1:]]
-            ids = [i - 1 if i > 0 else len(verts) + i for i in ids]
-            faces += [(ids[0], ids[m], ids[m + 1]) for m in range(1, len(ids) - 1)]
-    return np.asarray(verts, dtype=np.float64), np.asarray(faces, dtype=np.int64)
-
-
-def _euler_matrix(rx: float, ry: float, rz: float) -> np.ndarray:
-    return np.asarray(p.getMatrixFromQuaternion(p.getQuaternionFromEuler((rx, ry, rz)))).reshape(3, 3)
-
-
 @functools.cache
 def _shipped_mesh(category: str, root: str) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
     """Decimated, z-up, AABB-centred copy of a pybullet_data mesh with longest side 1.
 
     Returns (path, extents, AABB centre in the mesh frame)."""
     fname, euler, _ = _SHIPPED[category]
-    v, f = _parse_obj(Path(pybullet_data.getDataPath()) / fname)
-    v = v @ _euler_matrix(*euler).T
+    v, f = parse_obj(Path(pybullet_data.getDataPath()) / fname)
+    v = v @ euler_matrix(*euler).T
     lo, hi = v.min(0), v.max(0)
     v = (v - (lo + hi) / 2.0) / float((hi - lo).max())
-    if len(f) > 600:  # vertex clustering: merge vertices in one grid cell, drop collapsed triangles
-        cell = np.floor((v + 0.5) * _DECIMATE_CELLS).astype(np.int64)
-        _, first, inverse = np.unique(cell, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.ravel()
-        reps = np.zeros((len(first), 3))
-        np.add.at(reps, inverse, v)
-        reps /= np.bincount(inverse, minlength=len(first))[:, None]
-        f = inverse[f]
-        f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
-        f = np.unique(f, axis=0)  # drop duplicate triangles (same vertex order)
-        used = np.unique(f)
-        remap = np.full(len(reps), -1, dtype=np.int64)
-        remap[used] = np.arange(len(used))
-        v, f = reps[used], remap[f]
-        lo, hi = v.min(0), v.max(0)
-        v = (v - (lo + hi) / 2.0) / float((hi - lo).max())
+    if len(f) > 600:
+        v, f = decimate(v, f, _DECIMATE_CELLS)
     # cylindrical UVs: u around z, v up
     # origin horizontally at the area-weighted surface centroid (a proxy for the centre of mass)
     a, b, c = (v[f[:, k]] for k in range(3))
@@ -382,6 +217,22 @@ def object_spec(category: str | int, index: int) -> ObjectSpec:
     return spec
 
 
+def _looks(prof: _Profile, rng: np.random.Generator, key: dict) -> tuple[tuple[float, float, float, float], str | None]:
+    """An instance's dominant colour (rgba) and texture file (None: plain), drawn from ``rng``."""
+    hue = rng.uniform(*prof.hue)
+    sat = rng.uniform(*prof.sat)
+    val = rng.uniform(0.55, 0.95)
+    base = _hsv_to_rgb(hue % 1.0, sat, val)
+    second = _hsv_to_rgb((hue + rng.uniform(0.2, 0.5)) % 1.0, rng.uniform(0.0, 1.0), rng.uniform(0.6, 1.0))
+    pattern = str(rng.choice(prof.patterns))
+    texture = None
+    if pattern != "plain":
+        image = procedural_texture(pattern, np.stack([second, base]), rng)
+        texture = str(write_texture({**key, "pattern": pattern}, image))
+        base = image.reshape(-1, 3).mean(0) / 255.0
+    return (float(base[0]), float(base[1]), float(base[2]), 1.0), texture
+
+
 @functools.lru_cache(maxsize=4096)
 def _build(cid: int, index: int, root: str) -> ObjectSpec:
     category = CATEGORIES[cid]
@@ -399,27 +250,15 @@ def _build(cid: int, index: int, root: str) -> ObjectSpec:
         volume = 0.5 * float(np.prod(extents))  # rough fill of the bounding box
         mesh = path
     else:
-        v, f, uv = _generate(category, rng)
+        v, f, uv = generate(category, rng)
         lo_v, hi_v = v.min(0), v.max(0)
         v = v - (lo_v + hi_v) / 2.0
         mesh = str(write_mesh(key, v, f, uv))
         scale = (1.0, 1.0, 1.0)
         offset = (0.0, 0.0, 0.0)
         extents = tuple(float(e) for e in hi_v - lo_v)
-        volume = abs(_signed_volume(v, f))
-    # colour and texture
-    hue = rng.uniform(*prof.hue)
-    sat = rng.uniform(*prof.sat)
-    val = rng.uniform(0.55, 0.95)
-    base = _hsv_to_rgb(hue % 1.0, sat, val)
-    second = _hsv_to_rgb((hue + rng.uniform(0.2, 0.5)) % 1.0, rng.uniform(0.0, 1.0), rng.uniform(0.6, 1.0))
-    pattern = str(rng.choice(prof.patterns))
-    texture = None
-    if pattern != "plain":
-        image = procedural_texture(pattern, np.stack([second, base]), rng)
-        texture = str(write_texture({**key, "pattern": pattern}, image))
-        base = image.reshape(-1, 3).mean(0) / 255.0
-    rgba = (float(base[0]), float(base[1]), float(base[2]), 1.0)
+        volume = abs(signed_volume(v, f))
+    rgba, texture = _looks(prof, rng, key)
     # physics
     mass = float(np.clip(prof.density * volume * rng.uniform(0.85, 1.15), 0.05, 1.0))
     log_k = prof.log10_stiffness + rng.uniform(-0.15, 0.15)
