@@ -135,7 +135,7 @@ def bench_collect(quick: bool) -> dict[str, float]:
 
     from embodied.collect.policies import make_policy
     from embodied.collect.runner import collect
-    from embodied.collect.worker import _ENVS
+    from embodied.collect.worker import cached_envs
     from embodied.data.cache import FrameCache
 
     episodes, steps = (4, 50) if quick else (48, 100)
@@ -159,7 +159,7 @@ def bench_collect(quick: bool) -> dict[str, float]:
 
         # one episode in this process builds the env (cached per process); both sides below reuse it
         run("warm", 1, 1)
-        env = list(_ENVS.values())[-1]
+        env = cached_envs()[-1]
         policy = make_policy("explore", env)
 
         def env_alone() -> tuple[float, float]:

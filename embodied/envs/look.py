@@ -1,54 +1,8 @@
 """``embodied/Look-v0``: several views of one object instance from a camera orbiting it.
 
-The Curious Robot's identity task needs views of the same object; here the
-camera orbits the object (cheaper than lifting and turning it with the arm, and
-the same supervision). Reset settles one object on the table and returns view 0,
-seen from the head camera's side; each step moves the camera and returns the
-next view; the episode ends after ``views`` observations (``views - 1`` steps).
-
-Action: Discrete(views): the azimuth bin of the next view, ``2 pi * bin / views``
-counter-clockwise (seen from above) from view 0's azimuth. Elevation and distance are
-drawn per view from the env's seed: ``ELEVATION`` and ``DISTANCE`` ranges with
-``randomize=False``, otherwise as below.
-
-Observation: Dict(rgb=(H, W, 3) uint8, view=(3,) float32: azimuth relative to
-view 0 (rad, in [0, 2 pi)), elevation (rad), distance (m) of the camera).
-Reward: 0.
-
-Randomised views (``randomize=True``, the default; ``randomize=False`` gives the views of
-before, bit for bit). Each episode is, with probability ``room_share`` (0.5), inside an
-ego-motion room (``embodied.envs.scenes.build_scene``, split "train", room seed drawn from
-``np_random`` in ``[0, ROOM_SEEDS)``, far below the evaluation's room seeds, class uniform): the
-object (static) stands on the floor at the room's free start spot among its furniture, a
-random azimuth first; otherwise on the table. Rooms are built in a second PyBullet world of the
-env, so the tabletop is never rebuilt for them. Per view, all from ``np_random``:
-
-* elevation uniform in ``RANDOM_ELEVATION`` (10-70 deg; the evaluation's views span 10-65);
-* distance: a target ``f`` uniform in ``FILL`` (0.25-1.0, the share of the frame side the
-  projection of the object's bounding box spans), solved for from that projection; the mask
-  then spans 0.19-0.68 of the frame side (5-95 % quantiles, median 0.42; measured), so about
-  half the views are ``centric``-like (0.40-0.70) and the rest ``context``-like (smaller); in a
-  room the camera moves in when furniture would stand between it and the object;
-  ``info["fill"]`` is the span measured from the mask;
-* light direction uniform in ``LIGHT_RANGE`` ([-1, 1] x [-1, 1] x [0.3, 1.5]);
-* on the table: the table's and the back wall's textures (training-only pool) and tints, the
-  wall standing ``WALL_BEHIND`` m behind the object, facing the camera (as in the
-  evaluation's ``centric`` set).
-
-Info (the same keys and shapes after reset and every step): the tabletop info
-(``TabletopEnv``, K = 1) plus::
-
-    instance       int              library uid of the object; category str; category_id int
-    view_index     int              0 at reset, then 1, 2, ...
-    camera_pose    (4, 4) float64   camera-to-object transform (object frame at its AABB
-                                    centre, axes of the world; OpenGL camera: looks along
-                                    -z, y up)
-    relative_pose  (4, 4) float64   this camera in view 0's camera frame
-    fill           float            share of the frame side the object's mask spans (0: unseen)
-    scene_class    int              the room's class index (``SCENE_CLASSES``), -1 on the table
-    scene_id       int              the room's seed, -1 on the table
-
-``camera_eye`` / ``camera_target`` / ``light_direction`` are this view's.
+The Curious Robot's identity task needs views of the same object; here the camera orbits the
+object (cheaper than lifting and turning it with the arm, and the same supervision). The
+spaces, rewards and infos are documented on :class:`LookEnv` (``help(env.unwrapped)``).
 """
 
 from __future__ import annotations
@@ -57,6 +11,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pybullet as p
 from gymnasium import spaces
 
 from embodied.envs.scenes import SCENE_CLASSES, build_scene
@@ -107,10 +62,77 @@ def _span(eye: np.ndarray, target: np.ndarray, corners: np.ndarray, fov: float) 
 
 
 class LookEnv(TabletopEnv):
-    """Orbit views of one object (see the module docstring).
+    """Orbit views of one object.
 
-    ``views``: observations per episode (K). ``room_share``: the share of randomised episodes
-    taken inside an ego-motion room (0: always on the table).
+    Reset settles one object on the table (or stands it in a room, below) and returns view 0,
+    seen from the head camera's side; each step moves the camera and returns the next view.
+
+    ## Action Space
+
+    ``Discrete(views)``: the azimuth bin of the next view, ``2 pi * bin / views``
+    counter-clockwise (seen from above) from view 0's azimuth. Elevation and distance are drawn
+    per view from the env's seed (see Starting State). A non-integer or out-of-range bin is a
+    ``ValueError``.
+
+    ## Observation Space
+
+    ``Dict(rgb=(H, W, 3) uint8, view=(3,) float32)``: ``view`` is the azimuth relative to view 0
+    (rad, in [0, 2 pi)), the elevation (rad) and the distance (m) of the camera.
+
+    ## Rewards
+
+    Always 0: Look collects views, it poses no task.
+
+    ## Starting State
+
+    With ``randomize=False`` the object is dropped in ``CENTER_BOX`` on the plain table and every
+    view's elevation and distance are uniform in ``ELEVATION`` and ``DISTANCE`` (the views of
+    before, bit for bit). With ``randomize=True`` (the default) each episode is, with
+    probability ``room_share`` (0.5), inside an ego-motion room
+    (``embodied.envs.scenes.build_scene``, split "train", room seed drawn from ``np_random`` in
+    ``[0, ROOM_SEEDS)``, far below the evaluation's room seeds, class uniform): the object
+    (static) stands on the floor at the room's free start spot among its furniture, a random
+    azimuth first; otherwise on the table. Rooms are built in a second PyBullet world of the
+    env, so the tabletop is never rebuilt for them. Per view, all from ``np_random``:
+
+    * elevation uniform in ``RANDOM_ELEVATION`` (10-70 deg; the evaluation's views span 10-65);
+    * distance: a target ``f`` uniform in ``FILL`` (0.25-1.0, the share of the frame side the
+      projection of the object's bounding box spans), solved for from that projection; the
+      mask then spans 0.19-0.68 of the frame side (5-95 % quantiles, median 0.42; measured), so
+      about half the views are ``centric``-like (0.40-0.70) and the rest ``context``-like
+      (smaller); in a room the camera moves in when furniture would stand between it and the
+      object; ``info["fill"]`` is the span measured from the mask;
+    * light direction uniform in ``LIGHT_RANGE`` ([-1, 1] x [-1, 1] x [0.3, 1.5]);
+    * on the table: the table's and the back wall's textures (training-only pool) and tints,
+      the wall standing ``WALL_BEHIND`` m behind the object, facing the camera (as in the
+      evaluation's ``centric`` set).
+
+    ## Episode End
+
+    Terminated after ``views`` observations (``views - 1`` steps); never truncated by the env.
+
+    ## Info
+
+    The same keys and shapes after reset and every step: the tabletop info (``TabletopEnv``,
+    K = 1) plus::
+
+        instance       int              library uid of the object; category str; category_id int
+        view_index     int              0 at reset, then 1, 2, ...
+        camera_pose    (4, 4) float64   camera-to-object transform (object frame at its AABB
+                                        centre, axes of the world; OpenGL camera: looks along
+                                        -z, y up)
+        relative_pose  (4, 4) float64   this camera in view 0's camera frame
+        fill           float            share of the frame side the object's mask spans (0: unseen)
+        scene_class    int              the room's class index (``SCENE_CLASSES``), -1 on the table
+        scene_id       int              the room's seed, -1 on the table
+
+    ``camera_eye`` / ``camera_target`` / ``light_direction`` are this view's.
+
+    ## Arguments
+
+    ``views``: observations per episode (K, >= 2). ``room_share``: the share of randomised
+    episodes taken inside an ego-motion room (0: always on the table). The rest as
+    ``TabletopEnv`` (``randomize``, ``size``, ...).
     """
 
     default_n_objects: Any = 1
@@ -167,13 +189,13 @@ class LookEnv(TabletopEnv):
         if self._rooms_built % ROOM_WORLD_ROOMS == 0:
             world.reset_world()  # frees the rooms' textures now and then
         else:  # remove the last room but keep this world's shapes (loading them is half a room's cost)
-            for body in [world.p.getBodyUniqueId(i) for i in range(world.p.getNumBodies())]:
-                world.p.removeBody(body)
+            for body in world.body_ids():
+                world.remove(body)
             world.bodies.clear()
         self._rooms_built += 1
         self._room = build_scene(world, scene_id, scene_class, "train")
         x, y, _ = self._room.start
-        orn = world.p.getQuaternionFromEuler((0.0, 0.0, yaw))
+        orn = p.getQuaternionFromEuler((0.0, 0.0, yaw))
         body = objects.spawn(world, spec, (x, y, spec.extents[2] / 2.0), orn, static=True, name="look_object")
         self._room_object = Placed(spec, body)
 
@@ -194,8 +216,8 @@ class LookEnv(TabletopEnv):
             return super()._info(mask)
         # the tabletop info's keys and shapes (K = 1), read from the room's world
         spec, body = self._object.spec, self._object.body
-        pos, orn = self._world.p.getBasePositionAndOrientation(body)
-        lo, hi = self._world.p.getAABB(body)
+        pos, orn = self._world.base_pose(body)
+        lo, hi = self._world.aabb(body)
         top = ((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[2])
         return {
             "n_objects": 1,
@@ -212,7 +234,7 @@ class LookEnv(TabletopEnv):
         }
 
     def _on_reset(self) -> None:
-        lo, hi = self._world.p.getAABB(self._object.body)
+        lo, hi = self._world.aabb(self._object.body)
         self._center = (np.asarray(lo) + np.asarray(hi)) / 2.0
         if self._room is not None:
             self._base_azimuth = float(self.np_random.uniform(-math.pi, math.pi))
@@ -241,16 +263,16 @@ class LookEnv(TabletopEnv):
         dist = max(dist, radius + MIN_GAP)
         if self._room is not None:  # furniture or a wall between the object and the camera: move in
             near = radius + 0.01  # from the bounding sphere out: a ray starting inside the object misses it
-            hit = self._world.p.rayTest(
+            hit = self._world.ray(
                 (self._center + near * direction).tolist(), (self._center + dist * direction).tolist()
-            )[0]
+            )
             if hit[0] >= 0 and hit[0] != self._object.body:
                 dist = max(radius + MIN_GAP, 0.85 * (near + hit[2] * (dist - near)))
         if self._room is None:  # the table and the wall look different in every view
             self.scene.restyle(rng)
             back = self._center[:2] - WALL_BEHIND * direction[:2] / max(np.linalg.norm(direction[:2]), 1e-9)
-            orn = self.sim.p.getQuaternionFromEuler((0.0, 0.0, self._base_azimuth + az))
-            self.sim.p.resetBasePositionAndOrientation(self.scene.wall, (back[0], back[1], WALL_Z), orn)
+            orn = p.getQuaternionFromEuler((0.0, 0.0, self._base_azimuth + az))
+            self.sim.set_base_pose(self.scene.wall, (back[0], back[1], WALL_Z), orn)
         else:
             self.room_camera.light_direction = tuple(float(c) for c in rng.uniform(*LIGHT_RANGE))
         return np.array([az, el, dist])

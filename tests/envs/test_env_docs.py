@@ -16,8 +16,6 @@ from embodied.envs import ENV_IDS
 # Gymnasium's env docstring sections (as in classic_control/cartpole.py)
 SECTIONS = ("Action Space", "Observation Space", "Rewards", "Starting State", "Episode End", "Info")
 ENVS_DIR = Path(embodied.envs.__file__).parent
-# modules whose raw client calls have not moved into BulletSim's named methods yet
-RAW_CLIENT_PENDING = ("look.py",)
 
 
 def env_class(env_id: str) -> type:
@@ -41,9 +39,7 @@ def test_env_class_docstring_has_gymnasium_sections(env_id):
     assert "## Action Space" in pydoc.render_doc(cls, renderer=pydoc.plaintext)
 
 
-@pytest.mark.parametrize(
-    "module", sorted(p.name for p in ENVS_DIR.glob("*.py") if p.name not in RAW_CLIENT_PENDING), ids=str
-)
+@pytest.mark.parametrize("module", sorted(p.name for p in ENVS_DIR.glob("*.py")), ids=str)
 def test_envs_reach_the_physics_client_only_through_named_sim_methods(module):
     source = (ENVS_DIR / module).read_text()
     raw = [line.strip() for line in source.splitlines() if re.search(r"\.p\.\w+\(|\bp\.GEOM_", line)]
