@@ -82,7 +82,7 @@ def ego_env_vs_raw(size: int, steps: int, rounds: int = 12) -> tuple[float, floa
             t = time.perf_counter()
             obs, _, _, _, info = env.step(action)
             dt += time.perf_counter() - t
-            views.append(env._eye_view())
+            views.append(env.eye_view())
         t = time.perf_counter()
         for view in views:
             p.getCameraImage(cam.width, cam.height, view, cam.projection, **args)

@@ -21,6 +21,8 @@ import torch
 
 from embodied.cli import ArgumentParser, UserError, catch_user_errors, nonnegative_int, positive_int, run
 
+TREND_KEYS = ("val/equivariance_gain",)  # logged held-out numbers whose trend the report states
+
 
 def _name(enc: torch.nn.Module, path: Path) -> str:
     agent = enc.meta.get("agent", path.stem)
@@ -63,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     from embodied.eval.embed import embed
     from embodied.eval.floors import floors
     from embodied.eval.metrics import score_objects, score_scenes
-    from embodied.eval.report import Summary, bar_chart, markdown, order, retrieval_grid, slug, write_json
+    from embodied.eval.report import Summary, bar_chart, markdown, order, retrieval_grid, slug, trend, write_json
     from embodied.eval.sets import describe, load_set
+    from embodied.metrics_log import read_metrics
 
     device = _device(args.device)
     if args.out.exists() and not args.out.is_dir():
@@ -121,7 +124,16 @@ def main(argv: list[str] | None = None) -> int:
             if curve.exists():
                 shutil.copy(curve, args.out / f"loss_{slug(name)}.png")
                 curves.append(f"loss_{slug(name)}.png")
+    trends: dict[str, dict[str, dict[str, float]]] = {}
+    for name, (_, path) in encoders.items():
+        log = None if path is None else (path if path.is_dir() else path.parent) / "metrics.jsonl"
+        if log is not None and log.exists():
+            rows = read_metrics(log)
+            found = {k: trend(rows, k) for k in TREND_KEYS}
+            if any(found.values()):
+                trends[name] = {k: iv.to_dict() for k, iv in found.items() if iv is not None}
     meta = {
+        "trends": trends,
         "size": size,
         "device": str(device),
         "sets": {name: describe(name, data) for name, data in sets.items()},

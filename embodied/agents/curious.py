@@ -26,7 +26,7 @@ from embodied.agents.base import Agent
 from embodied.agents.data import classify, open_all, require
 from embodied.nn.balance import LossBalancer, TargetScaler, target_column
 from embodied.nn.heads import EmbeddingHead, GraspHead, PushHead
-from embodied.nn.losses import cosine_embedding_loss, grasp_loss, regression_loss, triplet_margin_loss
+from embodied.nn.losses import cosine_embedding_loss, grasp_loss, nt_xent, regression_loss, triplet_margin_loss
 from embodied.nn.trunk import TrunkConfig
 
 TASKS = ("grasp", "push", "poke", "identity")
@@ -54,8 +54,9 @@ class CuriousAgent(Agent):
         "patch": 64,  # grasp patch side in pixels (reader option)
         "poke_target": "line",  # "line" (slope, intercept) or "profile" (the whole force curve)
         "regression": "mse",  # "mse" or "smooth_l1" for push and poke
-        "identity_loss": "cosine",  # "cosine" or "triplet"
+        "identity_loss": "cosine",  # "cosine", "triplet" or "nt_xent" (the batch as negatives)
         "identity_margin": 0.5,
+        "identity_temperature": 0.1,  # nt_xent only
         "identity_recolour": 0.0,  # share of identity views whose colour channels are permuted and rescaled
         "hidden": 256,
         "balance": "uncertainty",  # "none", "mean" (running-mean normalisation) or "uncertainty" (Kendall et al.)
@@ -90,6 +91,8 @@ class CuriousAgent(Agent):
         if task == "poke":
             target = {**cls.defaults, **options}["poke_target"]
             return ("rgb", "line" if target == "line" else "force")
+        if task == "identity" and {**cls.defaults, **options}["identity_loss"] == "nt_xent":
+            return ("anchor", "positive", "instance")
         return cls.keys.get(task, ())
 
     def __init__(self, trunk: TrunkConfig, options: dict[str, Any], datasets: dict[str, Dataset]) -> None:
@@ -154,16 +157,22 @@ class CuriousAgent(Agent):
             return loss, {}
         if task == "identity":
             n = len(batch["anchor"])
-            views = torch.cat([batch["anchor"], batch["positive"], batch["negative"]])
+            contrastive = self.options["identity_loss"] == "nt_xent"  # the batch's other instances are the negatives
+            parts = [batch["anchor"], batch["positive"]] + ([] if contrastive else [batch["negative"]])
+            views = torch.cat(parts)
             if self.training and self.options["identity_recolour"] > 0:
                 views = recolour(views, float(self.options["identity_recolour"]))
             z = self.identity(self.embed(views))
             a, p, q = z[:n], z[n : 2 * n], z[2 * n :]
-            if self.options["identity_loss"] == "cosine":
+            if contrastive:
+                loss = nt_xent(a, p, float(self.options["identity_temperature"]), groups=batch["instance"])
+            elif self.options["identity_loss"] == "cosine":
                 loss = cosine_embedding_loss(a, p, q, self.options["identity_margin"])
             elif self.options["identity_loss"] == "triplet":
                 loss = triplet_margin_loss(a, p, q, self.options["identity_margin"])
             else:
-                raise ValueError(f"identity_loss={self.options['identity_loss']!r}; expected 'cosine' or 'triplet'")
+                raise ValueError(
+                    f"identity_loss={self.options['identity_loss']!r}; expected 'cosine', 'triplet' or 'nt_xent'"
+                )
             return loss, {}
         raise KeyError(task)

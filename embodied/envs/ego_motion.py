@@ -339,7 +339,7 @@ class EgoMotionEnv(gym.Env):
         return np.array([min(max(v, -10.0), 10.0) for v in noisy], dtype=np.float32)
 
     # -- sensing -----------------------------------------------------------
-    def _eye_view(self) -> list[float]:
+    def eye_view(self) -> list[float]:
         """View matrix of the eye camera at the current pose (the rig is kept upright)."""
         x, y, yaw, pitch = self._last_pose
         return mounted_view((x, y, RIG_HEIGHT / 2), _yaw_quaternion(yaw), EYE_OFFSET, pitch)
@@ -347,7 +347,7 @@ class EgoMotionEnv(gym.Env):
     def _observe(self, motor: np.ndarray) -> tuple[dict, dict]:
         # Rays before the render: right after physics the collision world is still in cache
         ranges = self._ranges()
-        frame = self.camera.render(self.sim, self._eye_view(), depth=self.use_depth, seg=True)
+        frame = self.camera.render(self.sim, self.eye_view(), depth=self.use_depth, seg=True)
         obs = {"rgb": frame.rgb, "motor": motor}
         if self.use_depth:
             obs["depth"] = frame.depth[..., None]
@@ -391,7 +391,7 @@ class EgoMotionEnv(gym.Env):
         """(S, 2S, 3) uint8: the egocentric view beside a top-down overview of the room."""
         if self.render_mode != "rgb_array" or self.scene is None:
             return None
-        ego = self.render_camera.render(self.sim, self._eye_view()).rgb
+        ego = self.render_camera.render(self.sim, self.eye_view()).rgb
         hx, hy = self.scene.half_size
         height = max(hx, hy) / math.tan(math.radians(30.0)) + 1.0
         top = self.overview_camera.render(self.sim, look_at((0, 0, height), (0, 0, 0), (0, 1, 0))).rgb

@@ -181,6 +181,40 @@ def training_table(training: dict[str, dict[str, float]]) -> list[str]:
     return rows
 
 
+WARMUP = 0.1  # share of a run's steps left out of a trend: batch-norm statistics still settle there
+
+
+def trend(rows: list[dict[str, Any]], key: str, per: int = 100) -> Interval | None:
+    """Least-squares slope of ``key`` against the step, per ``per`` steps, with its 95 % interval
+    (normal approximation to the slope's standard error), over the metrics ``rows`` (dicts with
+    "step") after the first ``WARMUP`` of the run; None with fewer than 4 such rows."""
+    pts = [(float(r["step"]), float(r[key])) for r in rows if key in r and np.isfinite(r[key])]
+    if not pts:
+        return None
+    last = max(s for s, _ in pts)
+    pts = [(s, v) for s, v in pts if s > WARMUP * last]
+    if len(pts) < 4:
+        return None
+    x, y = np.array(pts).T
+    xc = x - x.mean()
+    slope = float((xc * (y - y.mean())).sum() / (xc**2).sum())
+    resid = y - y.mean() - slope * xc
+    se = float(np.sqrt((resid**2).sum() / (len(x) - 2) / (xc**2).sum()))
+    return Interval(slope * per, (slope - 1.96 * se) * per, (slope + 1.96 * se) * per)
+
+
+def trend_table(trends: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Markdown rows: per learner and logged key, the slope per 100 steps [95 %] and whether it rises."""
+    rows = []
+    for name, by_key in trends.items():
+        for key, iv in by_key.items():
+            word = "rising" if iv["lo"] > 0 else "falling" if iv["hi"] < 0 else "flat (within noise)"
+            rows.append(f"| {name} | {key} | {iv['value']:+.3f} [{iv['lo']:+.3f}, {iv['hi']:+.3f}] | {word} |")
+    if not rows:
+        return []
+    return ["| encoder | logged | slope per 100 steps [95 %] | trend |", "|---|---|---|---|", *rows]
+
+
 def bar_chart(summary: Summary, set_name: str, path: Path) -> Path:
     """PNG: each encoder's headline metrics with 95 % intervals; floors grey, ceilings black-edged."""
     import matplotlib
@@ -278,6 +312,15 @@ def markdown(summary: Summary, meta: dict[str, Any]) -> str:
             "(> 0: the maps explain motion).",
             "",
             *training,
+            "",
+        ]
+    trends = trend_table(meta.get("trends", {}))
+    if trends:
+        lines += [
+            "Trend over training (least-squares slope of each logged row after the first "
+            f"{WARMUP:.0%} of the steps; 95 % interval from the slope's standard error):",
+            "",
+            *trends,
             "",
         ]
     lines += ["## Verdicts: which floors each learner beats beyond noise (headline metrics)", ""]

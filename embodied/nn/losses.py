@@ -137,17 +137,28 @@ def triplet_margin_loss(
     return F.relu(pair_distance(anchor, positive) - pair_distance(anchor, negative) + margin).mean()
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+def nt_xent(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, groups: torch.Tensor | None = None
+) -> torch.Tensor:
     """SimCLR's normalised-temperature cross-entropy over 2N views.
 
-    z1, z2: (N, K) projections of two augmentations of the same N images. For each of the
-    2N views the positive is its partner and the 2N - 2 other views are negatives.
+    z1, z2: (N, K) projections of two views of the same N things (two augmentations of one
+    image, or two views of one object instance). For each of the 2N views the positive is its
+    partner and the 2N - 2 other views are negatives. groups: optional (N,) int64 labels (e.g.
+    instance ids): views of another row of the same group are neither positive nor negative
+    (left out of the softmax), so a batch holding one instance twice does not push it from itself.
     Returns the scalar mean over the 2N views.
     """
     n = len(z1)
     z = F.normalize(torch.cat([z1, z2]).float(), dim=-1)
     sim = z @ z.t() / temperature
-    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    drop = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    if groups is not None:
+        g = torch.cat([groups, groups]).to(z.device)
+        same = g[:, None] == g[None, :]
+        partner = torch.roll(torch.eye(2 * n, dtype=torch.bool, device=z.device), n, dims=1)
+        drop = drop | (same & ~partner)
+    sim = sim.masked_fill(drop, float("-inf"))
     target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
     return F.cross_entropy(sim, target)
 

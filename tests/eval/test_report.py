@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from embodied.eval.metrics import PerQuery
@@ -15,6 +16,8 @@ from embodied.eval.report import (
     retrieval_grid,
     role,
     training_table,
+    trend,
+    trend_table,
     verdicts,
 )
 
@@ -113,3 +116,19 @@ def test_protocol_and_training_tables():
     assert protocol_table(Summary({"scenes": {"random": {"scene 6-shot": PerQuery(base, clusters)}}})) == []
     table = "\n".join(training_table({"equivariant": {"step": 300, "val/equivariance_gain": 0.0712}}))
     assert "| equivariant | 300 | 0.071 |" in table and "val/equivariance_gain" in table
+
+
+def test_trend_is_the_least_squares_slope_after_warm_up_and_says_rising_only_beyond_noise():
+    rng = np.random.default_rng(0)
+    steps = np.arange(20, 301, 20)
+    rising = [{"step": int(s), "g": -0.3 if s == 20 else 0.0002 * s + rng.normal(0, 0.005)} for s in steps]
+    iv = trend(rising, "g")
+    x = steps[steps > 30].astype(float)  # the first 10 % (the warm-up outlier at step 20) left out
+    y = np.array([r["g"] for r in rising if r["step"] > 30])
+    assert iv.value == pytest.approx(np.polyfit(x, y, 1)[0] * 100, rel=1e-9)
+    assert 0 < iv.lo < 0.02 < iv.hi
+    flat = [{"step": int(s), "g": rng.normal(0, 0.01)} for s in steps]
+    table = "\n".join(trend_table({"a": {"g": iv.to_dict()}, "b": {"g": trend(flat, "g").to_dict()}}))
+    assert "| a | g |" in table and "rising" in table
+    assert "| b | g |" in table and "flat (within noise)" in table
+    assert trend(rising[:3], "g") is None and trend([{"step": 1}], "g") is None

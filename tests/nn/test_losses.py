@@ -89,6 +89,30 @@ def test_nt_xent_by_hand():
     assert nt_xent(z1, z2, t).item() == pytest.approx(total / 4, rel=1e-5)
 
 
+def test_nt_xent_groups_leave_same_instance_views_out_of_the_softmax():
+    z1 = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    z2 = torch.tensor([[1.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    groups = torch.tensor([7, 3, 7])  # rows 0 and 2 show one instance
+    t = 0.5
+    raw = [*z1.tolist(), *z2.tolist()]
+    views = [(a / math.hypot(a, b), b / math.hypot(a, b)) for a, b in raw]
+    g = [7, 3, 7, 7, 3, 7]
+
+    def sim(a, b):
+        return (a[0] * b[0] + a[1] * b[1]) / t
+
+    total = 0.0
+    for i in range(6):
+        partner = (i + 3) % 6
+        # the partner, and every view of another instance; never a view of the same instance's other row
+        kept = [k for k in range(6) if k != i and (k == partner or g[k] != g[i])]
+        denom = sum(math.exp(sim(views[i], views[k])) for k in kept)
+        total += -math.log(math.exp(sim(views[i], views[partner])) / denom)
+    assert nt_xent(z1, z2, t, groups=groups).item() == pytest.approx(total / 6, rel=1e-5)
+    # distinct groups are plain NT-Xent
+    assert nt_xent(z1, z2, t, groups=torch.tensor([0, 1, 2])).item() == pytest.approx(nt_xent(z1, z2, t).item())
+
+
 def test_classification_loss_by_hand():
     logits = torch.tensor([[0.0, math.log(3.0)]])
     assert classification_loss(logits, torch.tensor([1])).item() == pytest.approx(-math.log(0.75), rel=1e-6)
