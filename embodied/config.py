@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
@@ -176,3 +177,32 @@ def from_args(cls: type[T], args: argparse.Namespace, **changes: Any) -> T:
         convert = f.metadata.get("convert")
         values[f.name] = convert(value) if convert is not None else value
     return cls(**{**values, **changes})
+
+
+_TYPE_WORDS = {"int": "an integer", "float": "a finite number", "str": "a string", "bool": "true or false"}
+
+
+def _type_ok(kind: str, value: Any) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == "str":
+        return isinstance(value, str)
+    return True  # other annotations: left to the class
+
+
+def check_value(what: str, kind: str, value: Any) -> None:
+    """UserError ``what = value; expected <kind>`` unless ``value`` is a ``kind`` (int, float, str, bool)."""
+    if not _type_ok(kind, value):
+        raise UserError(what, value, _TYPE_WORDS.get(kind, kind))
+
+
+def check_fields(cls: type, raw: dict[str, Any], section: str) -> None:
+    """Keys and value types of a preset table against the dataclass ``cls`` (one-line UserError)."""
+    types = {f.name: f.type.__name__ if isinstance(f.type, type) else str(f.type) for f in dataclasses.fields(cls)}
+    check_keys(raw, types, prefix=f"{section}.", expected=f"a key of [{section}]")
+    for key, value in raw.items():
+        check_value(f"{section}.{key}", types[key], value)

@@ -7,7 +7,7 @@ learner is one module plus one file::
     agent = "embodied.agents.equivariant:EquivariantAgent"
     [trunk]            # TrunkConfig fields (defaults shared by every preset: same architecture)
     width = 32
-    [train]            # TrainConfig fields (embodied.train)
+    [train]            # TrainConfig fields (embodied.train_config)
     steps = 20000
     [options]          # the agent class's own options (its ``defaults``)
     k = 6
@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
-import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -34,7 +33,9 @@ from embodied import config
 from embodied.agents.base import Agent
 from embodied.agents.data import check_dataset
 from embodied.cli import UserError, show
+from embodied.config import check_fields, check_value
 from embodied.nn.trunk import TrunkConfig
+from embodied.train_config import TrainConfig
 
 PRESET_DIR = Path(os.environ.get("EMBODIED_AGENT_PRESETS", Path(__file__).resolve().parents[2] / "agents"))
 SECTIONS = ("trunk", "train", "options")
@@ -119,35 +120,6 @@ def apply_overrides(preset: AgentPreset, overrides: list[str]) -> AgentPreset:
     return AgentPreset.from_dict({**raw, **sections})
 
 
-_TYPE_WORDS = {"int": "an integer", "float": "a finite number", "str": "a string", "bool": "true or false"}
-
-
-def _type_ok(kind: str, value: Any) -> bool:
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if kind == "str":
-        return isinstance(value, str)
-    return True  # other annotations: left to the class
-
-
-def check_value(what: str, kind: str, value: Any) -> None:
-    """UserError ``what = value; expected <kind>`` unless ``value`` is a ``kind`` (int, float, str, bool)."""
-    if not _type_ok(kind, value):
-        raise UserError(what, value, _TYPE_WORDS.get(kind, kind))
-
-
-def check_fields(cls: type, raw: dict[str, Any], section: str) -> None:
-    """Keys and value types of a preset table against the dataclass ``cls`` (one-line UserError)."""
-    types = {f.name: f.type.__name__ if isinstance(f.type, type) else str(f.type) for f in dataclasses.fields(cls)}
-    config.check_keys(raw, types, prefix=f"{section}.", expected=f"a key of [{section}]")
-    for key, value in raw.items():
-        check_value(f"{section}.{key}", types[key], value)
-
-
 def check_preset(preset: AgentPreset) -> None:
     """Every ``trunk`` / ``train`` / ``options`` value of ``preset`` typed and in range, before any work.
 
@@ -155,8 +127,6 @@ def check_preset(preset: AgentPreset) -> None:
     agent class's ``defaults`` (a value must have its default's type; an int passes for a float).
     Raises a one-line UserError (a ValueError) naming the first bad value.
     """
-    from embodied.train import TrainConfig
-
     check_fields(TrunkConfig, preset.trunk, "trunk")
     trunk = {**dataclasses.asdict(TrunkConfig()), **preset.trunk}
     for key, lo in (("width", 1), ("embed_dim", 1), ("image_size", 16)):

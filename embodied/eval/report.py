@@ -187,7 +187,7 @@ WARMUP = 0.1  # share of a run's steps left out of a trend: batch-norm statistic
 def trend(rows: list[dict[str, Any]], key: str, per: int = 100) -> Interval | None:
     """Least-squares slope of ``key`` against the step, per ``per`` steps, with its 95 % interval
     (normal approximation to the slope's standard error), over the metrics ``rows`` (dicts with
-    "step") after the first ``WARMUP`` of the run; None with fewer than 4 such rows."""
+    "step") after the first ``WARMUP`` of the run; None with fewer than 4 such rows or a constant."""
     pts = [(float(r["step"]), float(r[key])) for r in rows if key in r and np.isfinite(r[key])]
     if not pts:
         return None
@@ -196,6 +196,8 @@ def trend(rows: list[dict[str, Any]], key: str, per: int = 100) -> Interval | No
     if len(pts) < 4:
         return None
     x, y = np.array(pts).T
+    if np.ptp(y) == 0:  # a constant (slowness' gain is 0 by definition): no trend to state
+        return None
     xc = x - x.mean()
     slope = float((xc * (y - y.mean())).sum() / (xc**2).sum())
     resid = y - y.mean() - slope * xc

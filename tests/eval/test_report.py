@@ -132,3 +132,4 @@ def test_trend_is_the_least_squares_slope_after_warm_up_and_says_rising_only_bey
     assert "| a | g |" in table and "rising" in table
     assert "| b | g |" in table and "flat (within noise)" in table
     assert trend(rising[:3], "g") is None and trend([{"step": 1}], "g") is None
+    assert trend([{"step": int(s), "g": 0.0} for s in steps], "g") is None  # slowness: gain 0 by definition

@@ -60,7 +60,9 @@ def test_a_target_scaled_by_1e4_still_trains_every_head_and_takes_no_trunk(tmp_p
     datasets["poke"].tensors["line"] = datasets["poke"].tensors["line"] * 1e4  # raw N/s-like scale
     datasets["push"].tensors["action"] = datasets["push"].tensors["action"] * 1e-4
     over = [*TINY, "train.steps=60", "train.batch_size=16", "train.log_every=10", "train.lr=3e-3", "train.warmup=0"]
-    preset = apply_overrides(load_preset("curious"), [*over, f'options.balance="{balance}"'])
+    # equal task weights: the check is that balancing, not a weight chosen for identity, keeps shares in bounds
+    equal = ["options.weights.identity=1.0"]
+    preset = apply_overrides(load_preset("curious"), [*over, *equal, f'options.balance="{balance}"'])
     train(preset, datasets, tmp_path / "run", progress=False)
     r = rows(tmp_path / "run")
     for task in ("grasp", "push", "poke", "identity"):
