@@ -73,11 +73,28 @@ def _topk(sim: torch.Tensor, k: int) -> torch.Tensor:
     return block_topk(sim, k, BLOCK) if n >= BLOCK_MIN_COLUMNS and k < n // BLOCK else sim.topk(k, dim=1).indices
 
 
-def topk_neighbours(emb: torch.Tensor, k: int, chunk: int = 1024, bf16: bool | None = None) -> torch.Tensor:
+MEMORY = 400 * 2**20  # bytes: the largest (chunk, N) float32 similarity block a search holds at once
+
+
+def chunk_rows(n: int, memory: int = MEMORY) -> int:
+    """Query rows per block so that a (rows, n) float32 similarity block stays within ``memory``
+    bytes: 1024 up to n = 100k (smaller blocks stay closer to the cache and were faster than
+    4096), 102 at n = 1M; never fewer than 16."""
+    return int(max(16, min(1024, memory // (4 * max(n, 1)))))
+
+
+def topk_neighbours(
+    emb: torch.Tensor,
+    k: int,
+    chunk: int | None = None,
+    bf16: bool | None = None,
+    rows: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """Indices (N, k) of each row's k most cosine-similar other rows (itself excluded).
 
-    Rows are done ``chunk`` at a time: a (chunk, N) similarity block (400 MB at chunk 1024,
-    N 100k in float32); smaller blocks stay closer to the cache and were faster than 4096.
+    Rows are done ``chunk`` at a time (default :func:`chunk_rows`: a block within ``MEMORY``
+    bytes whatever N, so 1M embeddings search in the memory of 100k). ``rows`` = (start, stop):
+    only those queries, against the whole gallery; returns (stop - start, k).
 
     bf16 (default: on for large N where :func:`bf16_is_fast`): candidates from a bf16 product
     (2-3x faster on AMX CPUs), the best ``k + 32`` re-ranked in float32. The result stays exact:
@@ -86,30 +103,33 @@ def topk_neighbours(emb: torch.Tensor, k: int, chunk: int = 1024, bf16: bool | N
     """
     z = F.normalize(emb.float(), dim=1)
     n = z.shape[0]
+    chunk = chunk or chunk_rows(n)
+    first, stop = rows if rows is not None else (0, n)
     m = k + BF16_EXTRA
     if bf16 is None:
         bf16 = n >= BLOCK_MIN_COLUMNS and bf16_is_fast(z.device)
     bf16 = bf16 and m + 1 < n
     zb = z.bfloat16() if bf16 else None
-    out = torch.empty(n, k, dtype=torch.long, device=z.device)
-    for start in range(0, n, chunk):
-        q = z[start : start + chunk]
-        rows = torch.arange(q.shape[0], device=z.device)
+    out = torch.empty(stop - first, k, dtype=torch.long, device=z.device)
+    for start in range(first, stop, chunk):
+        q = z[start : min(start + chunk, stop)]
+        here = torch.arange(q.shape[0], device=z.device)
+        at = slice(start - first, start - first + q.shape[0])
         if zb is None:
-            out[start : start + chunk] = _exact_topk(q, z, rows + start, k)
+            out[at] = _exact_topk(q, z, here + start, k)
             continue
-        sim = zb[start : start + chunk] @ zb.T  # (c, N) bf16
-        sim[rows, rows + start] = -float("inf")
+        sim = zb[start : start + q.shape[0]] @ zb.T  # (c, N) bf16
+        sim[here, here + start] = -float("inf")
         order = _topk(sim, m + 1)  # m candidates, then the best of the rest
         cand = order[:, :m]
         exact = torch.bmm(z[cand], q[:, :, None]).squeeze(2)  # (c, m) float32
         best, pos = exact.topk(k, dim=1)
-        out[start : start + chunk] = cand.gather(1, pos)
+        out[at] = cand.gather(1, pos)
         outside = sim.gather(1, order[:, m:]).squeeze(1).float()
         unsure = best[:, -1] < outside + BF16_ERROR
         if unsure.any():
-            r = rows[unsure]
-            out[start + r] = _exact_topk(q[r], z, r + start, k)
+            r = here[unsure]
+            out[start - first + r] = _exact_topk(q[r], z, r + start, k)
     return out
 
 
@@ -136,12 +156,14 @@ def topk_neighbours_faiss(emb: torch.Tensor, k: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(rows)).to(emb.device)
 
 
-def topk_neighbours_outside(emb: torch.Tensor, groups: torch.Tensor, k: int, chunk: int = 1024) -> torch.Tensor:
+def topk_neighbours_outside(emb: torch.Tensor, groups: torch.Tensor, k: int, chunk: int | None = None) -> torch.Tensor:
     """Indices (N, k) of each row's k most cosine-similar rows of *other* groups (exact, float32).
 
     groups: (N,) ints; every row sharing the query's group (itself included) is out of its gallery.
+    chunk: query rows per block (default :func:`chunk_rows`, bounded memory).
     """
     z = F.normalize(emb.float(), dim=1)
+    chunk = chunk or chunk_rows(z.shape[0])
     out = torch.empty(z.shape[0], k, dtype=torch.long, device=z.device)
     for start in range(0, z.shape[0], chunk):
         sim = z[start : start + chunk] @ z.T

@@ -114,3 +114,29 @@ def test_faiss_backend_agrees():
 def test_bad_input(emb, labels, ks, match):
     with pytest.raises(ValueError, match=match):
         recall_at_k(emb, labels, ks=ks)
+
+
+def test_a_million_embeddings_search_in_blocks_of_bounded_memory():
+    from embodied.eval.retrieval import MEMORY, chunk_rows, topk_neighbours
+
+    assert chunk_rows(1_000) == chunk_rows(100_000) == 1024
+    assert 4 * chunk_rows(1_000_000) * 1_000_000 <= MEMORY
+    assert chunk_rows(10**9) == 16
+    g = torch.Generator().manual_seed(0)
+    emb = torch.randn(1_000_000, 8, generator=g)
+    q = (999_900, 1_000_000)  # the last 100 queries against the whole 1M gallery
+    got = topk_neighbours(emb, 5, rows=q, bf16=False)
+    z = torch.nn.functional.normalize(emb, dim=1)
+    sim = z[q[0] :] @ z.T
+    sim[torch.arange(100), torch.arange(*q)] = -float("inf")
+    ref = sim.topk(5, dim=1)
+    assert torch.equal(sim.gather(1, got), ref.values)  # same similarities (ties may swap indices)
+    assert got.shape == (100, 5) and not (got == torch.arange(*q)[:, None]).any()
+
+
+def test_rows_give_the_same_neighbours_as_the_full_search():
+    from embodied.eval.retrieval import topk_neighbours
+
+    emb = torch.randn(3000, 16, generator=torch.Generator().manual_seed(1))
+    full = topk_neighbours(emb, 10, chunk=256)
+    assert torch.equal(topk_neighbours(emb, 10, chunk=100, rows=(1000, 2100)), full[1000:2100])
