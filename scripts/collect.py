@@ -15,16 +15,13 @@ shards in flight and --resume finishes the job.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from embodied.cli import ArgumentParser, UserError, catch_user_errors, run  # noqa: E402
-from embodied.collect.backends import CollectionError  # noqa: E402
-from embodied.collect.runner import CollectConfig, RequestError, collect, preflight, verify  # noqa: E402
-from embodied.config import add_arguments, from_args  # noqa: E402
+from embodied.cli import ArgumentParser, UserError, catch_user_errors, run
+from embodied.collect.backends import CollectionError
+from embodied.collect.runner import CollectConfig, RequestError, collect, preflight, verify
+from embodied.config import add_arguments, from_args
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

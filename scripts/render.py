@@ -8,20 +8,17 @@ python scripts/render.py --env reach --model runs/rl/model.zip --episodes 5 --ou
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from embodied.cli import ArgumentParser, UserError, catch_user_errors, nonnegative_int, positive_int, run  # noqa: E402
-from embodied.collect.policies import NAMES, make_policy  # noqa: E402
-from embodied.envs import make  # noqa: E402
-from embodied.envs.registry import PRESETS, resolve  # noqa: E402
-from embodied.video import rollout, write_video  # noqa: E402
+from embodied.cli import ArgumentParser, UserError, catch_user_errors, nonnegative_int, positive_int, run
+from embodied.collect.policies import NAMES, make_policy
+from embodied.envs import make
+from embodied.envs.registry import PRESETS, resolve
+from embodied.video import rollout, write_video
 
 
 @catch_user_errors
-def main(argv: list[str] | None = None) -> Path:
+def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(description=__doc__)
     ap.add_argument(
         "--env", default="ego_room", help="env preset name (envs/*.toml) or registered id (default: ego_room)"
@@ -85,7 +82,7 @@ def main(argv: list[str] | None = None) -> Path:
         env.close()
     path = write_video(frames, args.out, fps=args.fps)
     print(f"wrote {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]} to {path}")
-    return path
+    return 0
 
 
 if __name__ == "__main__":

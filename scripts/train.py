@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from embodied.agents.registry import (  # noqa: E402
+from embodied.agents.registry import (
     agent_class,
     apply_overrides,
     check_datasets,
@@ -32,7 +29,7 @@ from embodied.agents.registry import (  # noqa: E402
     load_preset,
     open_datasets,
 )
-from embodied.cli import (  # noqa: E402
+from embodied.cli import (
     ArgumentParser,
     UserError,
     catch_user_errors,
@@ -41,8 +38,8 @@ from embodied.cli import (  # noqa: E402
     positive_int,
     run,
 )
-from embodied.data.manifest import manifest_path  # noqa: E402
-from embodied.train import CHECKPOINT_NAME, TrainingError, load_checkpoint, train  # noqa: E402
+from embodied.data.manifest import manifest_path
+from embodied.train import CHECKPOINT_NAME, TrainingError, load_checkpoint, train
 
 
 def check_data(dirs: list[str]) -> None:
