@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pybullet as p
 
-import pybullet as p  # noqa: E402
-
-from embodied.cli import ArgumentParser, UserError, catch_user_errors, run  # noqa: E402
+from embodied.cli import ArgumentParser, UserError, catch_user_errors, run
 
 
 def _ego_env(size: int):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import sys
 import time
 from typing import Any
 
@@ -148,10 +149,10 @@ def run(quick: bool = False) -> dict[str, float]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer attempts (a rough number in ~20 s)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     t0 = time.perf_counter()
     results = run(quick=args.quick)
     width = max(map(len, results))
@@ -159,7 +160,8 @@ def main() -> None:
     for key, value in results.items():
         print(f"{key:<{width}}  {value:8.3f}")
     print(f"({time.perf_counter() - t0:.0f} s)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

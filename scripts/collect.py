@@ -15,16 +15,12 @@ shards in flight and --resume finishes the job.
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from embodied.cli import ArgumentParser, UserError, catch_user_errors, run  # noqa: E402
-from embodied.collect.backends import CollectionError  # noqa: E402
-from embodied.collect.runner import CollectConfig, RequestError, collect, preflight, verify  # noqa: E402
-from embodied.config import add_arguments, from_args  # noqa: E402
+from embodied.cli import ArgumentParser, UserError, catch_user_errors, run
+from embodied.collect.report import collect_and_report
+from embodied.collect.runner import CollectConfig, verify
+from embodied.config import add_arguments, from_args
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -38,16 +34,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             if getattr(args, name) is None:
                 raise UserError(f"--{name}", "(missing)", "a value: --env and --out are required (or --verify DIR)")
     return args
-
-
-def summary(manifest: dict, seconds: float) -> str:
-    t = manifest["totals"]
-    rate = "n/a" if t["success_rate"] is None else f"{t['success_rate']:.3f}"
-    return (
-        f"episodes {t['episodes']}  frames {t['frames']}  success rate {rate}  "
-        f"invalid retried {t['invalid_retried']}  discarded {t['discarded']}  "
-        f"bytes {t['bytes'] / 1e6:.1f} MB  time {seconds:.1f} s  ({t['frames'] / max(seconds, 1e-9):.0f} frames/s)"
-    )
 
 
 @catch_user_errors
@@ -64,17 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"BAD  {line}")
         print("ok: every shard matches the manifest" if not problems else f"{len(problems)} problem(s)")
         return 1 if problems else 0
-    request = from_args(CollectConfig, args)  # --set KEY=VALUE items to env kwargs (TOML values)
-    try:  # every check before any work: values, the env built once with its kwargs, --out
-        preflight(request)
-    except RequestError as e:
-        raise UserError(str(e)) from None
-    t0 = time.perf_counter()
-    try:
-        manifest = collect(request)
-    except CollectionError as e:  # a worker failed; completed shards are kept and --resume continues
-        raise UserError(str(e)) from e
-    print(summary(manifest, time.perf_counter() - t0))
+    collect_and_report(from_args(CollectConfig, args))  # --set KEY=VALUE items to env kwargs (TOML values)
     return 0
 
 

@@ -8,13 +8,10 @@ MINARI_DATASETS_PATH=exports python -c "import minari; print(minari.load_dataset
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from embodied.cli import ArgumentParser, UserError, catch_user_errors, run  # noqa: E402
-from embodied.data.manifest import load_manifest  # noqa: E402
+from embodied.cli import ArgumentParser, UserError, catch_user_errors, run
+from embodied.data.manifest import load_manifest
 
 DATASET_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+-v\d+$")
 

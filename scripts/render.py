@@ -8,20 +8,31 @@ python scripts/render.py --env reach --model runs/rl/model.zip --episodes 5 --ou
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from embodied.cli import ArgumentParser, UserError, catch_user_errors, nonnegative_int, positive_int, run
+from embodied.collect.policies import NAMES, make_policy
+from embodied.envs import make
+from embodied.envs.registry import PRESETS, resolve
+from embodied.video import rollout, write_video
 
-from embodied.cli import ArgumentParser, UserError, catch_user_errors, nonnegative_int, positive_int, run  # noqa: E402
-from embodied.collect.policies import NAMES, make_policy  # noqa: E402
-from embodied.envs import make  # noqa: E402
-from embodied.envs.registry import PRESETS, resolve  # noqa: E402
-from embodied.video import rollout, write_video  # noqa: E402
+
+def load_model(path: Path) -> Any:
+    """``--model``: the policy of a saved SB3 model.zip or of the run directory holding one."""
+    zip_path = path / "model.zip" if path.is_dir() else path
+    if not zip_path.is_file():
+        raise UserError("--model", path, "a saved SB3 model.zip or a run directory holding one (not found)")
+    from embodied.rl import load_sb3_policy
+
+    try:
+        return load_sb3_policy(zip_path)
+    except (ValueError, KeyError, OSError) as e:  # a zip that is not an SB3 model
+        raise UserError("--model", path, f"a saved SB3 model.zip ({' '.join(str(e).split())})") from None
 
 
 @catch_user_errors
-def main(argv: list[str] | None = None) -> Path:
+def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(description=__doc__)
     ap.add_argument(
         "--env", default="ego_room", help="env preset name (envs/*.toml) or registered id (default: ego_room)"
@@ -56,17 +67,7 @@ def main(argv: list[str] | None = None) -> Path:
         raise UserError("--out", args.out, "a .mp4 or .gif file name")
     if args.out.is_dir():
         raise UserError("--out", args.out, "a video file name (it is a directory)")
-    model = None
-    if args.model is not None:
-        zip_path = args.model / "model.zip" if args.model.is_dir() else args.model
-        if not zip_path.is_file():
-            raise UserError("--model", args.model, "a saved SB3 model.zip or a run directory holding one (not found)")
-        from embodied.rl import load_sb3_policy
-
-        try:
-            model = load_sb3_policy(zip_path)
-        except (ValueError, KeyError, OSError) as e:  # a zip that is not an SB3 model
-            raise UserError("--model", args.model, f"a saved SB3 model.zip ({' '.join(str(e).split())})") from None
+    model = None if args.model is None else load_model(args.model)
     extra = {} if args.size is None else {"render_size": args.size}
     try:
         env = make(args.env, render_mode="rgb_array", **extra)
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> Path:
         env.close()
     path = write_video(frames, args.out, fps=args.fps)
     print(f"wrote {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]} to {path}")
-    return path
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,22 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from embodied.agents.registry import (  # noqa: E402
+from embodied.agents.registry import (
     agent_class,
     apply_overrides,
-    check_datasets,
+    check_data,
     check_preset,
     list_presets,
     load_preset,
-    open_datasets,
+    open_checked,
 )
-from embodied.cli import (  # noqa: E402
+from embodied.cli import (
     ArgumentParser,
     UserError,
     catch_user_errors,
@@ -41,18 +38,7 @@ from embodied.cli import (  # noqa: E402
     positive_int,
     run,
 )
-from embodied.data.manifest import manifest_path  # noqa: E402
-from embodied.train import CHECKPOINT_NAME, TrainingError, load_checkpoint, train  # noqa: E402
-
-
-def check_data(dirs: list[str]) -> None:
-    """Each --data directory exists and is a collected dataset (has a manifest)."""
-    for d in dirs:
-        path = Path(d)
-        if not path.exists():
-            raise UserError("--data", d, "an existing dataset directory (it does not exist)")
-        if not path.is_dir() or not manifest_path(path).exists():
-            raise UserError("--data", d, "a dataset from scripts/collect.py (not a dataset: no manifest.json)")
+from embodied.train import CHECKPOINT_NAME, TrainingError, load_checkpoint, train
 
 
 def check_out(out: Path, resume: bool) -> None:
@@ -141,12 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     check_out(out, args.resume)
     if args.resume:
         check_resume(out, preset)
-    try:
-        datasets = open_datasets(preset, args.data)
-        check_datasets(preset, datasets)
-    except ValueError as e:  # AgentDataError: data of the wrong kind for this agent
-        reason = " ".join(str(e).split())
-        raise UserError("--data", " ".join(args.data), f"datasets agent {preset.name} trains on ({reason})") from None
+    datasets = open_checked(preset, args.data)
     try:
         result = train(preset, datasets, out, resume=args.resume, progress=not args.no_progress)
     except TrainingError as e:  # stopped for a reason the user acts on (non-finite loss, mismatched resume)

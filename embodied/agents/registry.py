@@ -34,6 +34,7 @@ from embodied.agents.base import Agent
 from embodied.agents.data import check_dataset
 from embodied.cli import UserError, show
 from embodied.config import check_fields, check_value
+from embodied.data.manifest import manifest_path
 from embodied.nn.trunk import TrunkConfig
 from embodied.train_config import TrainConfig
 
@@ -161,6 +162,16 @@ def agent_class(preset: AgentPreset) -> type[Agent]:
     return cls
 
 
+def check_data(dirs: list[str] | list[Path]) -> None:
+    """Each ``--data`` directory of ``scripts/train.py`` exists and is a collected dataset (has a manifest)."""
+    for d in dirs:
+        path = Path(d)
+        if not path.exists():
+            raise UserError("--data", d, "an existing dataset directory (it does not exist)")
+        if not path.is_dir() or not manifest_path(path).exists():
+            raise UserError("--data", d, "a dataset from scripts/collect.py (not a dataset: no manifest.json)")
+
+
 def open_datasets(preset: AgentPreset, dirs: list[str | Path]) -> dict[str, Dataset]:
     """The agent's datasets from dataset directories (each mapped to its task by its manifest's env id)."""
     return agent_class(preset).open_datasets([Path(d) for d in dirs], preset.options)
@@ -171,6 +182,19 @@ def check_datasets(preset: AgentPreset, datasets: dict[str, Dataset]) -> None:
     cls = agent_class(preset)
     for task, ds in datasets.items():
         check_dataset(task, ds, cls.required_keys(task, preset.options))
+
+
+def open_checked(preset: AgentPreset, dirs: list[str] | list[Path]) -> dict[str, Dataset]:
+    """:func:`open_datasets` and :func:`check_datasets`; data of the wrong kind for the agent is a
+    UserError naming ``--data`` (``scripts/train.py``'s flag)."""
+    try:
+        datasets = open_datasets(preset, dirs)
+        check_datasets(preset, datasets)
+    except ValueError as e:  # AgentDataError: data of the wrong kind for this agent
+        reason = " ".join(str(e).split())
+        shown = " ".join(map(str, dirs))
+        raise UserError("--data", shown, f"datasets agent {preset.name} trains on ({reason})") from None
+    return datasets
 
 
 def build_agent(preset: AgentPreset, datasets: dict[str, Dataset]) -> Agent:
