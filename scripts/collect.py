@@ -5,6 +5,7 @@
     python scripts/collect.py --env grasp --episodes 5000 --policy informed --out data/grasp --workers 2
     python scripts/collect.py --env ego_room --episodes 100 --out data/ego --resume   # after a crash
     python scripts/collect.py --verify data/ego
+    python scripts/collect.py --env grasp --episodes 100000 --out /shared/grasp --backend ray --address auto
 
 Episode i is produced from seed S + i whatever the worker count or backend, so
 the same command gives bit-identical shards. Shards are written under a
@@ -27,6 +28,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     """The options: one per field of CollectConfig (its help is theirs), then --verify."""
     ap = ArgumentParser(description=__doc__)
     add_arguments(ap, CollectConfig)
+    ap.add_argument(  # the name Ray's own CLI uses; the field's flag stays --ray-address
+        "--address", dest="ray_address", metavar="auto|HOST:PORT", default=argparse.SUPPRESS, help="= --ray-address"
+    )
     ap.add_argument("--verify", type=Path, metavar="DIR", help="re-hash every shard of DIR and report problems")
     args = ap.parse_args(argv)
     if args.verify is None:

@@ -8,6 +8,7 @@ A collection is a :class:`CollectConfig`; its fields' ``help`` are the ``scripts
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -19,7 +20,14 @@ from tqdm import tqdm
 
 from embodied import __version__
 from embodied.cli import nonnegative_int, positive_float, positive_int
-from embodied.collect.backends import CollectionError, default_workers, run_local, run_ray
+from embodied.collect.backends import (
+    CollectionError,
+    default_workers,
+    probe_address,
+    ray_connection,
+    run_local,
+    run_ray,
+)
 from embodied.collect.worker import ShardJob
 from embodied.config import apply_overrides, option
 from embodied.data.manifest import SCHEMA_VERSION, load_manifest, manifest_path, save_manifest, shard_name
@@ -45,7 +53,10 @@ class CollectConfig:
     episodes: int = option(10, "number of episodes (default: 10)", type=positive_int)
     out: Path | None = option(None, "dataset directory (must be empty unless --resume)", type=Path)
     workers: int | None = option(
-        None, f"parallel worker processes (default: one per core, here {default_workers()})", type=positive_int
+        None,
+        f"parallel worker processes (default: one per core, here {default_workers()}); joining a Ray "
+        "cluster (--address): the most shards in flight on it (default: its CPUs)",
+        type=positive_int,
     )
     seed: int = option(0, "seed S of episode 0; episode i uses S + i (default: 0)", type=nonnegative_int)
     policy: str | None = option(None, "random | informed | explore (default: the preset's policy)")
@@ -57,7 +68,14 @@ class CollectConfig:
     )
     resume: bool = option(False, "continue the collection in --out (default: off)")
     backend: str = option("local", "local process pool or Ray actors (default: local)", choices=list(BACKENDS))
-    ray_address: str | None = option(None, "Ray cluster address for --backend ray (default: local Ray)")
+    ray_address: str | None = option(
+        None,
+        "join a running Ray cluster with --backend ray: auto (RAY_ADDRESS, else the cluster `ray start` left "
+        "on this node) or HOST:PORT of its head; it is neither started nor stopped here, every node runs as "
+        "many shards at once as it has CPUs, --workers caps the total, and --out must be shared by every "
+        "node (also --address; default: start a local Ray of --workers CPUs and stop it after)",
+        metavar="auto|HOST:PORT",
+    )
     episode_timeout: float = option(
         120.0,
         "seconds before an episode counts as hung and is retried with the next seed (default: 120)",
@@ -210,6 +228,13 @@ def preflight(request: CollectConfig) -> dict[str, Any]:
 
     if backend not in BACKENDS:
         raise bad("backend", backend, f"one of {', '.join(BACKENDS)}")
+    if request.ray_address is not None:
+        if backend != "ray":
+            raise bad("--address", request.ray_address, f"only with --backend ray (the backend is {backend})")
+        try:
+            probe_address(request.ray_address)  # HOST:PORT answers (a typo fails here, not after a minute)
+        except ValueError as e:
+            raise RequestError(str(e)) from None
     if isinstance(workers, bool) or not isinstance(workers, int) or workers <= 0:
         raise bad("workers", workers, "a positive integer")
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -269,20 +294,32 @@ def collect(
         request = CollectConfig(env=request, out=None if out is None else Path(out), **given, **fields)
     elif episodes is not None or out is not None or fields:
         raise TypeError("collect(CollectConfig) takes no other fields; use dataclasses.replace")
-    request = dataclasses.replace(request, workers=request.workers or default_workers())
+    joining = request.backend == "ray" and request.ray_address is not None  # the cluster's CPUs, not ours
+    request = dataclasses.replace(request, workers=request.workers or (None if joining else default_workers()))
     config = preflight(request)
     out = Path(request.out)
+    with contextlib.ExitStack() as stack:  # Ray connected (a bad --address fails) before anything is written
+        slots = (
+            stack.enter_context(ray_connection(request.ray_address, request.workers, log))
+            if request.backend == "ray"
+            else min(request.workers, max(1, math.ceil(request.episodes / config["episodes_per_shard"])))
+        )
+        return _run(request, config, out, slots, joining, log)
+
+
+def _run(
+    request: CollectConfig, config: dict[str, Any], out: Path, slots: int, joining: bool, log: Any
+) -> dict[str, Any]:
     manifest = _start(out, config, request.resume, log)
     shards = manifest["shards"]
     n_shards = math.ceil(request.episodes / config["episodes_per_shard"])
     done = {s["index"] for s in shards}
     jobs = _jobs(out, config, [k for k in range(n_shards) if k not in done], request.episode_timeout)
     shard_timeout = request.episode_timeout * (request.max_retries + 1) * config["episodes_per_shard"] + 300.0
-    workers = request.workers
     runner = (
-        run_local(jobs, min(workers, max(1, len(jobs))), shard_timeout)
+        run_local(jobs, min(slots, max(1, len(jobs))), shard_timeout)
         if request.backend == "local"
-        else run_ray(jobs, workers, shard_timeout, request.ray_address)
+        else run_ray(jobs, slots, shard_timeout, retries=2 if joining else 0)
     )
     bar = tqdm(
         total=request.episodes,
