@@ -11,6 +11,8 @@ reads (plain Python types and tensors only)::
                reads);  optimizer: the optimiser's state_dict
     rng:       {"torch": ByteTensor (CPU generator state), "cuda": [ByteTensor per device] (empty on CPU)}
     metrics:   the last metrics row logged before the save ({} at step 0)
+    distributed: {"world_size", "backend"} of a run of several processes (torchrun; absent for one process,
+               whose checkpoint is as it always was). Only rank 0 writes; ``model`` is the unwrapped agent's.
 
 Writes are atomic (temporary name in the same directory, fsync, rename), so a process killed at any
 moment (``kill -9`` included) leaves the previous checkpoint or the new one, never a partial file.
@@ -165,12 +167,19 @@ class Checkpointer:
         optimizer: torch.optim.Optimizer,
         cuda: bool,
         saved_step: int | None = None,
+        writes: bool = True,
+        meta: dict[str, Any] | None = None,
     ) -> None:
+        """writes: False on the ranks of a distributed run but rank 0 (they only remember the step saved);
+        meta: extra top-level entries of every checkpoint (e.g. {"distributed": {...}})."""
         self.path, self.preset, self.agent, self.optimizer, self.cuda = path, preset, agent, optimizer, cuda
-        self.saved_step = saved_step
+        self.saved_step, self.writes, self.meta = saved_step, writes, dict(meta or {})
 
     def save(self, step: int, samples: int, metrics: dict[str, Any] | None) -> None:
         """Write the checkpoint of ``step`` (optimiser steps) and ``samples`` (items) with the last row ``metrics``."""
+        if not self.writes:
+            self.saved_step = step
+            return
         save_checkpoint(
             self.path,
             {
@@ -183,6 +192,7 @@ class Checkpointer:
                 "optimizer": self.optimizer.state_dict(),
                 "rng": capture_rng(self.cuda),
                 "metrics": metrics or {},
+                **self.meta,
             },
         )
         self.saved_step = step

@@ -10,6 +10,8 @@ row (every ``log_every`` steps, before each checkpoint and at the end). A row of
     <task>/grad_norm, <task>/grad_share: (multi-task agents) the L2 norm of each task's gradient on the
         trunk's parameters, last measured, and its share of their sum
     val/<metric>: the agent's held-out numbers (``Agent.validation_metrics``), when it has any
+    world_size, backend: (runs of several processes only) the process group; every number above is then
+        over the global batch (means over ranks, items summed), and only rank 0 writes
 """
 
 from __future__ import annotations
@@ -123,6 +125,9 @@ class MetricsLog:
     resume_step: the checkpoint's step when the run resumes (rows past it are dropped, TensorBoard purges
         events past it), None for a fresh run (an old metrics file is removed).
     lr_at: step -> learning rate, for the message of a non-finite loss.
+    world: the run's processes (:class:`embodied.distributed.World`; None: one process). With several,
+        :meth:`row` is collective (every rank calls it): sums are averaged and counts summed over ranks,
+        the non-finite check sees every rank's losses, and only rank 0 writes files.
     """
 
     def __init__(
@@ -132,10 +137,15 @@ class MetricsLog:
         device: torch.device,
         resume_step: int | None,
         lr_at: Callable[[int], float],
+        world: Any = None,
     ) -> None:
         self.path = Path(out) / METRICS_NAME
-        continue_metrics(self.path, resume_step)
-        self.tb = _TensorBoard(Path(out) / "tb", purge_step=resume_step + 1 if resume_step is not None else None)
+        self.world = world if world is not None and world.distributed else None
+        self.writes = self.world is None or self.world.main
+        self.tb: _TensorBoard | None = None
+        if self.writes:
+            continue_metrics(self.path, resume_step)
+            self.tb = _TensorBoard(Path(out) / "tb", purge_step=resume_step + 1 if resume_step is not None else None)
         self.tasks, self.device, self.lr_at = list(tasks), device, lr_at
         self.first_bad = {t: torch.tensor(-1, device=device) for t in self.tasks}  # first non-finite step, or -1
         self.grad_norms: dict[str, float] = {}  # task -> norm of its gradient on the trunk (last measured)
@@ -182,8 +192,16 @@ class MetricsLog:
     def check_finite(self, last_good: str) -> None:
         """TrainingError naming the task and the first step (1-based) whose loss was not finite, if any.
 
-        ``last_good`` says where the last good checkpoint is (:meth:`Checkpointer.describe`). One device sync.
+        ``last_good`` says where the last good checkpoint is (:meth:`Checkpointer.describe`). One device sync
+        (with several processes, one all-reduce: the first bad step of any rank).
         """
+        if self.world is not None:
+            from embodied.distributed import min_over_ranks
+
+            never = torch.iinfo(torch.int64).max
+            bads = torch.stack([torch.where(b < 0, never, b) for b in self.first_bad.values()])
+            firsts = min_over_ranks(bads.long())
+            self.first_bad = {t: torch.where(f == never, -1, f) for t, f in zip(self.first_bad, firsts, strict=True)}
         for task, bad in self.first_bad.items():
             b = int(bad)
             if b >= 0:
@@ -208,6 +226,8 @@ class MetricsLog:
         if self.steps == 0:
             return None
         dt = time.perf_counter() - self.seg_t
+        if self.world is not None:
+            self._reduce()
         row: dict[str, Any] = {"step": step, "samples": samples, "time": round(time.perf_counter() - self.t0, 3)}
         row.update({k: float(v) / self.steps for k, v in self.sums.items()})
         row["loss"] = sum(row[f"{t}/loss"] for t in self.tasks)
@@ -220,17 +240,33 @@ class MetricsLog:
                 row[f"{task}/grad_norm"] = norm
                 row[f"{task}/grad_share"] = norm / total
         row.update({f"val/{k}": float(v) for k, v in validation().items()})
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
-        self.tb.log(row)
+        if self.world is not None:
+            row.update(self.world.meta())
+        if self.writes:
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            if self.tb is not None:
+                self.tb.log(row)
         self._new_segment()
         return row
 
+    def _reduce(self) -> None:
+        """The row's sums averaged over ranks, its item and image counts summed (one all-reduce each)."""
+        from embodied.distributed import mean_over_ranks, sum_over_ranks
+
+        keys = list(self.sums)
+        if keys:
+            means = mean_over_ranks(torch.stack([torch.as_tensor(self.sums[k], device=self.device) for k in keys]))
+            self.sums = dict(zip(keys, means, strict=True))
+        counts = sum_over_ranks(torch.tensor([self.items, self.images], dtype=torch.float64, device=self.device))
+        self.items, self.images = int(counts[0]), int(counts[1])
+
     def close(self) -> None:
         """Close the TensorBoard writer (the JSONL file is appended and closed row by row)."""
-        self.tb.close()
+        if self.tb is not None:
+            self.tb.close()
 
     def plot(self, png: Path) -> None:
-        """Draw the run's metrics into ``png`` (see :func:`plot_metrics`), when there are any."""
-        if self.path.exists():
+        """Draw the run's metrics into ``png`` (see :func:`plot_metrics`), when there are any (rank 0 only)."""
+        if self.writes and self.path.exists():
             plot_metrics(self.path, png)

@@ -19,6 +19,10 @@ Outputs in ``out``::
     tb/               TensorBoard event files
     loss_curve.png    loss per task against step, drawn at the end
     preset.json       the resolved preset this run trains
+
+Several processes: launched by ``torchrun`` (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK`` set), the
+loop trains under DistributedDataParallel, ``train.batch_size`` being the global batch; rank 0
+alone writes the outputs above. :mod:`embodied.distributed` says what holds and how to run it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
+from embodied import distributed
 from embodied.agents.base import Agent
 from embodied.agents.registry import AgentPreset, build_agent
 from embodied.checkpoint import (
@@ -118,13 +123,23 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def _loaders(datasets: dict[str, Dataset], cfg: TrainConfig, start: int, pin: bool) -> dict[str, Any]:
-    """One endless iterator of batches per task, from batch ``start`` on; workers split over tasks (>= 1 each)."""
-    workers = min(cfg.num_workers, os.cpu_count() or 1)  # more processes than cores only thrash
+def _loaders(
+    datasets: dict[str, Dataset], cfg: TrainConfig, start: int, pin: bool, world: distributed.World = distributed.SINGLE
+) -> dict[str, Any]:
+    """One endless iterator of batches per task, from batch ``start`` on; workers split over tasks (>= 1 each).
+
+    With several processes each rank reads its share of every global batch (:class:`distributed.ShardedBatches`)
+    and the node's cores are split between its ranks."""
+    cores = os.cpu_count() or 1
+    if world.distributed:
+        cores = max(1, cores // distributed.env_local_world_size())
+    workers = min(cfg.num_workers, cores)  # more processes than cores only thrash
     per_task = 0 if workers <= 0 else max(1, workers // max(1, len(datasets)))
     out = {}
     for t, (task, ds) in enumerate(datasets.items()):
-        sampler = StepBatches(len(ds), cfg.batch_size, cfg.seed * 1000 + t, start)  # type: ignore[arg-type]
+        sampler: Sampler[list[int]] = StepBatches(len(ds), cfg.batch_size, cfg.seed * 1000 + t, start)  # type: ignore[arg-type]
+        if world.distributed:
+            sampler = distributed.ShardedBatches(sampler, sampler.batch, world.rank, world.size)  # type: ignore[attr-defined]
         loader = DataLoader(
             ds,
             batch_sampler=sampler,
@@ -191,6 +206,7 @@ def train_step(
     log: MetricsLog,
     device: torch.device,
     amp: AbstractContextManager,
+    ddp: torch.nn.Module | None = None,
 ) -> int:
     """Optimiser step ``step`` (0-based): one batch per task, gradients summed over tasks, one update.
 
@@ -198,24 +214,46 @@ def train_step(
     task's loss computed under ``amp`` (bf16 autocast, or a null context). Each task's detached loss
     and metrics go to ``log`` (no device sync); on the steps a metrics row closes, multi-task agents
     also log each task's share of the trunk's gradient. Returns the items trained on (sum of the B).
+
+    ddp: the agent's losses under DistributedDataParallel (:func:`embodied.distributed.wrap`), or None
+    for one process. Every task but the last backpropagates under ``no_sync()``: one gradient all-reduce
+    per step; the logged gradient norms are then those of the global batch (one more all-reduce, on the
+    steps that measure them). Returns this rank's items.
     """
     for group in opt.param_groups:
         group["lr"] = _lr(cfg, step)
     opt.zero_grad(set_to_none=True)
     measure = len(agent.tasks) > 1 and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps)
     before, items = None, 0
-    for task in agent.tasks:
+    local: list[torch.Tensor] = []  # ddp: each task's gradient on the trunk, this rank's, before the sync
+    for i, task in enumerate(agent.tasks):
         batch = _to(next(batches[task]), device)
         n = len(next(iter(batch.values())))
-        with amp:
-            loss, metrics = agent.loss(task, batch)
-        loss.backward()
+        if ddp is None:
+            with amp:
+                loss, metrics = agent.loss(task, batch)
+            loss.backward()
+        else:
+            last = i == len(agent.tasks) - 1
+            with contextlib.nullcontext() if last else ddp.no_sync():  # type: ignore[operator]
+                with amp:
+                    loss, metrics = ddp(task, batch)
+                loss.backward()
         if measure:  # the trunk's gradient so far, less the previous tasks': this task's
             now = trunk_gradient(agent.trunk)
-            log.record_grad_norm(task, float((now - before).norm() if before is not None else now.norm()))
+            if ddp is None:
+                log.record_grad_norm(task, float((now - before).norm() if before is not None else now.norm()))
+            else:
+                local.append(now - before if before is not None else now)
             before = now
         log.record(task, step, loss.detach().float(), metrics, n, n * agent.images_per_item.get(task, 1))
         items += n
+    if measure and ddp is not None:
+        # after the last backward, ``now`` is the synced total (mean over ranks); the earlier tasks' are local
+        earlier = distributed.mean_over_ranks(torch.stack(local[:-1]))
+        norms = [*earlier.norm(dim=1).tolist(), float((now - earlier.sum(0)).norm())]
+        for task, norm in zip(agent.tasks, norms, strict=True):
+            log.record_grad_norm(task, norm)
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(agent.parameters(), cfg.grad_clip)
     opt.step()
@@ -257,28 +295,55 @@ def train(
     """
     cfg = TrainConfig.from_dict(preset.train)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)  # writes in flight when a previous run was killed
-    device = resolve_device(cfg.device)
+    device = distributed.device_for(resolve_device(cfg.device))  # cuda:LOCAL_RANK under torchrun
+    with distributed.process_group(device) as world:
+        return _train(preset, datasets, out, resume, progress, cfg, device, world)
+
+
+def _train(
+    preset: AgentPreset,
+    datasets: dict[str, Dataset],
+    out: Path,
+    resume: bool,
+    progress: bool,
+    cfg: TrainConfig,
+    device: torch.device,
+    world: distributed.World,
+) -> dict[str, Any]:
+    """:func:`train` in the process group ``world`` (:data:`distributed.SINGLE` for one process)."""
+    if world.distributed:
+        distributed.check_batch(cfg.batch_size, world.size)
+    if world.main:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)  # writes in flight when a previous run was killed
     cuda = device.type == "cuda"
     ckpt = resume_checkpoint(out / CHECKPOINT_NAME, preset, resume)  # None: a fresh run
+    world.barrier()  # every rank has read the checkpoint (or seen none) before rank 0 writes one
     agent, opt, step, samples = _setup(preset, datasets, cfg, device, ckpt)
-    write_text_atomic(out / "preset.json", json.dumps(preset.to_dict(), indent=1))
+    ddp = None
+    if world.distributed and agent.tasks:  # (an agent without tasks, e.g. random, trains no step)
+        distributed.global_statistics(agent)
+        ddp = distributed.wrap(agent, world, device)
+    if world.main:
+        write_text_atomic(out / "preset.json", json.dumps(preset.to_dict(), indent=1))
     resumed_at = step if ckpt is not None else None
-    log = MetricsLog(out, agent.tasks, device, resume_step=resumed_at, lr_at=functools.partial(_lr, cfg))
-    saver = Checkpointer(out / CHECKPOINT_NAME, preset, agent, opt, cuda, saved_step=resumed_at)
+    log = MetricsLog(out, agent.tasks, device, resume_step=resumed_at, lr_at=functools.partial(_lr, cfg), world=world)
+    meta = {"distributed": world.meta()} if world.distributed else None
+    saver = Checkpointer(
+        out / CHECKPOINT_NAME, preset, agent, opt, cuda, saved_step=resumed_at, writes=world.main, meta=meta
+    )
     if ckpt is None:
         saver.save(step, samples, None)  # step 0: from here on, a kill at any moment leaves one to resume
 
-    batches = _loaders(datasets, cfg, step, pin=cuda)
+    batches = _loaders(datasets, cfg, step, pin=cuda, world=world)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and cfg.amp else contextlib.nullcontext()
-    bar = tqdm(total=cfg.steps, initial=step, unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=step, unit="step", disable=not (progress and world.main), dynamic_ncols=True)
     start_samples, last_row = samples, (ckpt["metrics"] if ckpt is not None else None)
     log.start()
     agent.train()
     try:
         while step < cfg.steps and agent.tasks:
-            samples += train_step(agent, opt, batches, cfg, step, log, device, amp)
+            samples += train_step(agent, opt, batches, cfg, step, log, device, amp, ddp) * world.size
             step += 1
             bar.update(1)
             saves = step % cfg.checkpoint_every == 0 and step != cfg.steps

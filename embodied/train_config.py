@@ -31,7 +31,9 @@ class TrainConfig:
     """The ``[train]`` table of a preset.
 
     steps: optimiser steps in total (a resumed run continues up to it).
-    batch_size: items per task per step. lr, weight_decay: AdamW (or SGD with ``momentum``).
+    batch_size: items per task per step, the global batch: under torchrun each of the W processes trains
+        batch_size / W of them (a multiple of W; see :mod:`embodied.distributed`).
+    lr, weight_decay: AdamW (or SGD with ``momentum``).
     warmup: steps of linear learning-rate warm-up (then constant: a schedule that does not depend
         on ``steps`` keeps "N steps, resume, N more" identical to "2N steps").
     grad_clip: max global gradient norm (0: off). checkpoint_every, log_every: in steps.

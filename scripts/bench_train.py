@@ -9,7 +9,9 @@
 ``embodied.train.train`` loop on in-memory synthetic data; the data pipeline is timed separately
 over an on-disk synthetic dataset read by the real readers, so the two can be compared: the
 pipeline must deliver more images/s than the trunk consumes. On CUDA the trunk runs with bf16
-autocast and channels_last (goal: >= 20k img/s on an H100).
+autocast and channels_last (goal: >= 20k img/s on an H100). ``ddp/*``: the equivariant agent's samples/s
+in 1 and in 2 CPU processes (DistributedDataParallel, gloo, the same global batch of 64, one thread
+each) and their ratio, one run of each.
 """
 
 from __future__ import annotations
@@ -142,6 +144,45 @@ def pipeline_items_s(ds: torch.utils.data.Dataset, batch: int, batches: int, wor
     return n / (time.perf_counter() - t)
 
 
+DDP_RANK = """
+import os, sys, torch
+from embodied.agents import apply_overrides, load_preset
+from embodied.agents.synthetic import synthetic_datasets
+from embodied.train import train
+name, batch, steps, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+preset = apply_overrides(load_preset(name), [
+    f"train.steps={2 * steps}", f"train.batch_size={batch}", f"train.log_every={steps}",
+    f"train.checkpoint_every={10 * steps}", "train.num_workers=0", "train.device='cpu'", "train.threads=1",
+])
+train(preset, synthetic_datasets(name, n=max(4 * batch, 256), size=64), out, progress=False)
+"""
+
+
+def ddp_samples_s(name: str, world: int, batch: int, steps: int, out: Path) -> float:
+    """Training samples/s (global batch ``batch``, 1 thread per process) of ``name`` in ``world`` CPU processes
+    (gloo; each started with torchrun's environment, so train() runs as under torchrun), timed after
+    ``steps`` warm-up steps: rank 0's last metrics row (items of every rank)."""
+    import os
+    import socket
+    import subprocess
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    procs = []
+    for rank in range(world):
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        if world > 1:
+            env |= {"WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank)}
+            env |= {"LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        cmd = [sys.executable, "-c", DDP_RANK, name, str(batch), str(steps), str(out)]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL))
+    if any(p.wait() for p in procs):
+        raise RuntimeError(f"a training process of the {world}-process benchmark failed")
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return rows[-1]["samples_per_s"]
+
+
 def run(quick: bool = False) -> dict[str, float]:
     """Every number of this benchmark, keyed ``<section>/<what>`` (units in the key)."""
     from embodied.data.readers import EgoPairDataset, FrameDataset
@@ -167,6 +208,15 @@ def run(quick: bool = False) -> dict[str, float]:
             for name in AGENTS:
                 s, i = agent_speed(name, "cuda", 256, gsteps, 8, Path(tmp) / "cuda")
                 res[f"cuda/{name}_samples_s"], res[f"cuda/{name}_img_s"] = s, i
+        # 1 vs 2 CPU processes (DDP, gloo), one run of each, same global batch: the scaling of torchrun training
+        ddp_steps = 3 if quick else 10
+        for world in (1, 2):
+            res[f"ddp/equivariant_samples_s_{world}proc"] = ddp_samples_s(
+                "equivariant", world, 64, ddp_steps, Path(tmp) / f"ddp{world}"
+            )
+        res["ddp/scaling_2proc_over_1proc"] = (
+            res["ddp/equivariant_samples_s_2proc"] / res["ddp/equivariant_samples_s_1proc"]
+        )
         root = _ego_dataset(Path(tmp) / "ego", episodes=8 if quick else 20, steps=99)
         frames, pairs = FrameDataset(root, labels=[]), EgoPairDataset(root)
         batches = 10 if quick else 40

@@ -6,20 +6,25 @@
     python scripts/train.py --agent supervised --data data/ego_room options.label=scene_class_id
     python scripts/train.py --agent equivariant --data data/ego_room --out runs/eq --resume train.steps=40000
     python scripts/train.py --list
+    torchrun --nproc-per-node 2 scripts/train.py --agent equivariant --data data/ego_room --out runs/eq
 
 ``--agent`` takes a preset name from ``agents/`` or a path to a TOML file. Trailing
 ``section.key=value`` arguments override the preset (sections: trunk, train, options;
 values are TOML: 1e-4, true, "text", [1, 2]). Each ``--data`` directory is mapped to its task
 by the env id in its manifest. Writes checkpoint.pt, metrics.jsonl, tb/, loss_curve.png to ``--out``.
+Under ``torchrun`` every process trains its share of the global ``train.batch_size`` (which must
+divide by the world size) and rank 0 writes; see ``embodied/distributed.py``. Errors print once.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+from embodied import distributed
 from embodied.agents.registry import (
     agent_class,
     apply_overrides,
@@ -30,6 +35,7 @@ from embodied.agents.registry import (
     open_checked,
 )
 from embodied.cli import (
+    EXIT_USER_ERROR,
     ArgumentParser,
     UserError,
     catch_user_errors,
@@ -38,7 +44,9 @@ from embodied.cli import (
     positive_int,
     run,
 )
-from embodied.train import CHECKPOINT_NAME, TrainingError, load_checkpoint, train
+from embodied.train import CHECKPOINT_NAME, TrainConfig, TrainingError, load_checkpoint, resolve_device, train
+
+LINGER_S = 5.0  # how long a rank other than 0 waits before it exits on a user error
 
 
 def check_out(out: Path, resume: bool) -> None:
@@ -63,6 +71,26 @@ def check_resume(out: Path, preset: Any) -> None:
             raise UserError(
                 f"{section} (with --resume)", getattr(preset, section), f"the checkpoint's {saved.get(section)}"
             )
+
+
+def open_in_turn(preset: Any, dirs: list[str], world: distributed.World) -> Any:
+    """The checked datasets; with several processes rank 0 opens them first (building any frame cache
+    once), then the other ranks, which stop with rank 0's error if it had one."""
+    if not world.distributed:
+        return open_checked(preset, dirs)
+    import torch.distributed as dist
+
+    error: list[str | None] = [None]
+    datasets = None
+    if world.main:
+        try:
+            datasets = open_checked(preset, dirs)
+        except UserError as e:
+            error = [str(e)]
+    dist.broadcast_object_list(error, src=0)
+    if error[0] is not None:
+        raise UserError(error[0])  # printed by rank 0 alone (see main)
+    return datasets if world.main else open_checked(preset, dirs)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -110,6 +138,23 @@ def preset_of(args: argparse.Namespace) -> Any:
 
 @catch_user_errors
 def main(argv: list[str] | None = None) -> int:
+    """The script; under torchrun a UserError is printed by rank 0 alone (every rank exits with 2)."""
+    try:
+        return _main(argv)
+    except UserError:
+        if distributed.env_rank() == 0:  # every rank checks the same inputs: one line (rank 0's), not one per rank
+            raise
+        return quiet_user_error()
+
+
+def quiet_user_error() -> int:
+    """A rank other than 0 on a user error: no line of its own, exit status 2 after ``LINGER_S`` (torchrun stops
+    every rank once one exits: rank 0 prints first)."""
+    time.sleep(LINGER_S)
+    return EXIT_USER_ERROR
+
+
+def _main(argv: list[str] | None) -> int:
     args = parse(argv)
     if args.list:
         for name, p in list_presets().items():
@@ -120,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     # every input checked before any work: preset, overrides (typed against the config dataclasses),
     # dataset directories and their kind, the run directory
     preset = preset_of(args)
+    distributed.check_batch(int(preset.train.get("batch_size", TrainConfig.batch_size)))
     if not args.data:
         raise UserError("--data", "(missing)", "one or more dataset directories")
     check_data(args.data)
@@ -127,12 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     check_out(out, args.resume)
     if args.resume:
         check_resume(out, preset)
-    datasets = open_checked(preset, args.data)
     try:
-        result = train(preset, datasets, out, resume=args.resume, progress=not args.no_progress)
+        device = distributed.device_for(resolve_device(TrainConfig.from_dict(preset.train).device))
+        with distributed.process_group(device) as world:  # train() runs in this group (none: one process)
+            datasets = open_in_turn(preset, args.data, world)
+            result = train(preset, datasets, out, resume=args.resume, progress=not args.no_progress)
     except TrainingError as e:  # stopped for a reason the user acts on (non-finite loss, mismatched resume)
         raise UserError(str(e)) from e
-    print(json.dumps(result, indent=1))
+    if distributed.env_rank() == 0:
+        print(json.dumps(result, indent=1))
     return 0
 
 
