@@ -32,7 +32,12 @@ wraps the agent in ``DistributedDataParallel``. What holds:
   float precision. Contrastive losses over the batch (SimCLR, curious' identity NT-Xent) see
   only the rank's share as negatives.
 - Random draws inside losses use the same generator state on every rank (same seed; restored
-  from the one checkpoint on resume).
+  from the one checkpoint on resume): rank r draws for its items what rank 0 draws for its own
+  (e.g. the equivariant agent's class negatives, curious' recolouring), not what one process
+  would draw for those items, so such losses match a single-process run in distribution only.
+- Datasets: every node needs them; ``scripts/train.py`` has each node's local rank 0 open them
+  first (a frame cache is built once per node), then the node's other ranks.
+- Not covered: per-process RNG streams, SyncBatchNorm.
 - Rank 0 alone writes checkpoint.pt, metrics.jsonl, tb/, loss_curve.png and preset.json, and
   shows the progress bar; metrics rows hold the mean over ranks (the global batch) and
   ``world_size`` / ``backend``; the checkpoint's ``distributed`` = {"world_size", "backend"}

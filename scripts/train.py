@@ -74,23 +74,24 @@ def check_resume(out: Path, preset: Any) -> None:
 
 
 def open_in_turn(preset: Any, dirs: list[str], world: distributed.World) -> Any:
-    """The checked datasets; with several processes rank 0 opens them first (building any frame cache
-    once), then the other ranks, which stop with rank 0's error if it had one."""
+    """The checked datasets; with several processes each node's local rank 0 opens them first (building
+    any frame cache once per node), then the node's other ranks; every rank stops with the first error."""
     if not world.distributed:
         return open_checked(preset, dirs)
     import torch.distributed as dist
 
-    error: list[str | None] = [None]
-    datasets = None
-    if world.main:
+    error, datasets = None, None
+    if world.local_rank == 0:
         try:
             datasets = open_checked(preset, dirs)
         except UserError as e:
-            error = [str(e)]
-    dist.broadcast_object_list(error, src=0)
-    if error[0] is not None:
-        raise UserError(error[0])  # printed by rank 0 alone (see main)
-    return datasets if world.main else open_checked(preset, dirs)
+            error = str(e)
+    errors: list[str | None] = [None] * world.size
+    dist.all_gather_object(errors, error)  # also the barrier: the caches are built
+    first = next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise UserError(first)  # printed by rank 0 alone (see main)
+    return datasets if world.local_rank == 0 else open_checked(preset, dirs)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -6,7 +6,7 @@ float sums (the gradient all-reduce, the ridge statistics): measured max weight 
 20 steps ~4e-6 (equivariant) and ~1e-6 (curious), so 1e-4 is tight enough to catch a wrong shard,
 an un-synced gradient, a per-rank ridge fit or loss balancer (each ~1e-2 or more), yet safe from
 float noise. Batch norm stays per rank (each rank normalises by its 4 items, not 8): there the
-losses only agree to a few percent, checked with 10 %.
+losses only agree to a few percent (supervised, 20 steps: 0.9285 vs 0.9509, 2.4 %), checked with 10 %.
 """
 
 from __future__ import annotations
