@@ -101,6 +101,8 @@ class CuriousAgent(Agent):
         if o["poke_target"] not in ("line", "profile"):
             raise ValueError(f"poke_target={o['poke_target']!r}; expected 'line' or 'profile'")
         self.poke_key = "line" if o["poke_target"] == "line" else "force"
+        if o["identity_loss"] == "nt_xent":  # the negative view is not embedded: the batch's others are
+            self.images_per_item = {**self.images_per_item, "identity": 2}
         unknown = set(self.tasks) - set(TASKS)
         if unknown:
             raise ValueError(f"curious has no tasks {sorted(unknown)}; tasks are {TASKS}")
