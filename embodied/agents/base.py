@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
+from embodied.config import check_keys
 from embodied.nn.trunk import Preprocess, Trunk, TrunkConfig
 
 
@@ -35,11 +36,7 @@ class Agent(nn.Module):
 
     def __init__(self, trunk: TrunkConfig, options: dict[str, Any], datasets: dict[str, Dataset]) -> None:
         super().__init__()
-        unknown = set(options) - set(self.defaults)
-        if unknown:
-            raise ValueError(
-                f"{type(self).__name__} has no options {sorted(unknown)}; it takes {sorted(self.defaults)}"
-            )
+        check_keys(options, self.defaults, prefix="options.", expected=f"an option of {type(self).__name__}")
         self.options = {**self.defaults, **options}
         self.trunk_config = trunk
         self.trunk = Trunk(trunk)

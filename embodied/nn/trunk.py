@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from embodied.config import check_keys
+
 # AlexNet's channel ratios (96, 256, 384, 384, 256) rounded to multiples of the base width.
 _WIDTH_MULT = (1, 2, 4, 4, 2, 2, 2)
 
@@ -47,10 +49,7 @@ class TrunkConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> TrunkConfig:
         raw = dict(raw or {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"unknown trunk options {sorted(unknown)}; known: {sorted(known)}")
+        check_keys(raw, (f.name for f in fields(cls)), prefix="trunk.", expected="a trunk field")
         return cls(**raw)
 
     def to_dict(self) -> dict[str, Any]:

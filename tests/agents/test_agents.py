@@ -38,7 +38,7 @@ def test_overrides_parse_toml_values_and_refuse_bad_ones():
     )
     with pytest.raises(ValueError, match="section.key=value"):
         apply_overrides(load_preset("curious"), ["lr=1"])
-    with pytest.raises(ValueError, match="no options"):
+    with pytest.raises(ValueError, match="options.temprature = 0.1; expected an option of SimCLRAgent"):
         build_agent(tiny("simclr", ["options.temprature=0.1"]), synthetic_datasets("simclr", n=4))
     with pytest.raises(ValueError, match="no agent preset"):
         load_preset("nope")

@@ -32,7 +32,7 @@ def test_trunk_depth_and_width_come_from_the_config(depth):
 def test_bad_trunk_config_is_refused():
     with pytest.raises(ValueError, match="depth"):
         TrunkConfig(depth=2)
-    with pytest.raises(ValueError, match="unknown trunk options"):
+    with pytest.raises(ValueError, match="trunk.widht = 3; expected a trunk field"):
         TrunkConfig.from_dict({"widht": 3})
 
 
