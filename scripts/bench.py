@@ -306,10 +306,46 @@ def bench_sets(quick: bool) -> dict[str, float]:
     return out
 
 
+RL_ENCODERS = (  # (name, RLConfig fields): a trained curious / equivariant trunk has the random one's
+    # architecture, so it steps at the same speed; what changes the speed is the head and fine-tuning
+    ("trunk_keypoints_frozen", {"encoder": "random", "features": "keypoints"}),
+    ("trunk_embed_frozen", {"encoder": "random", "features": "embed"}),
+    ("trunk_keypoints_finetuned", {"encoder": "random", "features": "keypoints", "finetune": True}),
+    ("nature", {"encoder": "nature"}),
+)
+
+
+def bench_rl(quick: bool) -> dict[str, float]:
+    """PPO env steps/s (collection + updates, evaluation excluded) on Reach and ReachObject, per
+    encoder kind, on the CPU (one thread, 4 in-process envs) and, where there is one, on CUDA."""
+    import tempfile
+
+    import torch
+
+    from embodied.rl import RLConfig
+    from embodied.rl import train as train_rl
+
+    steps = 512 if quick else 4096
+    devices = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for env in ("reach", "reach_object"):
+            for device in devices:
+                for name, fields in RL_ENCODERS:
+                    run_dir = Path(tmp) / f"{env}-{device}-{name}"
+                    cfg = RLConfig(env=env, steps=steps, n_envs=4, vec="dummy", n_steps=256, eval_freq=10**9,
+                                   eval_episodes=1, device=device, threads=1 if device == "cpu" else 0,
+                                   quiet=True, out=run_dir, **fields)  # fmt: skip
+                    out[f"rl_{env}_{device}_{name}_steps_s"] = train_rl(cfg)["env_steps_per_s"]
+    return out
+
+
 @catch_user_errors
 def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(description=__doc__)
-    ap.add_argument("--only", choices=["ego", "collect", "eval", "sets", "train", "tabletop"], help="run one section")
+    ap.add_argument(
+        "--only", choices=["ego", "collect", "eval", "sets", "train", "tabletop", "rl"], help="run one section"
+    )
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke check)")
     ap.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     args = ap.parse_args(argv)
@@ -332,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         import bench_tabletop
 
         results.update(bench_tabletop.run(quick=args.quick))
+    if args.only in (None, "rl"):
+        results.update(bench_rl(args.quick))
     width = max(len(k) for k in results)
     for key, value in results.items():
         print(f"{key:<{width}}  {value:10.3f}")
