@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -211,18 +210,10 @@ def global_ridge_maps(agent: nn.Module) -> int:
     the maps are identical on every rank and equal the single-process ones. Returns how many were set."""
     from embodied.nn.heads import EquivarianceMaps
 
-    n = 0
-    for module in agent.modules():
-        if isinstance(module, EquivarianceMaps) and module.fit == "ridge":
-            local = type(module).update.__get__(module)
-
-            @functools.wraps(local)
-            def update(z_i, z_j, g, memory, ridge, local=local):  # noqa: ANN001, ANN202
-                return local(_gather_rows(z_i.detach()), _gather_rows(z_j.detach()), _gather_rows(g), memory, ridge)
-
-            module.update = update  # an instance attribute: shadows the method for this module only
-            n += 1
-    return n
+    maps = [m for m in agent.modules() if isinstance(m, EquivarianceMaps) and m.fit == "ridge"]
+    for module in maps:
+        module.gather = _gather_rows
+    return len(maps)
 
 
 def global_loss_balancers(agent: nn.Module) -> int:
@@ -232,20 +223,10 @@ def global_loss_balancers(agent: nn.Module) -> int:
     ones on every rank. Only in training mode (the statistics are updated then). Returns how many were set."""
     from embodied.nn.balance import LossBalancer
 
-    n = 0
-    for module in agent.modules():
-        if isinstance(module, LossBalancer):
-            local = type(module).forward.__get__(module)
-
-            def forward(task, loss, local=local, module=module):  # noqa: ANN001, ANN202
-                if module.training:
-                    value = loss.detach()
-                    loss = loss + (mean_over_ranks(value) - value)  # the global value, this rank's gradient
-                return local(task, loss)
-
-            module.forward = forward
-            n += 1
-    return n
+    balancers = [m for m in agent.modules() if isinstance(m, LossBalancer)]
+    for module in balancers:
+        module.reduce = mean_over_ranks
+    return len(balancers)
 
 
 def global_statistics(agent: nn.Module) -> None:

@@ -15,7 +15,7 @@ Task losses are then balanced (:class:`LossBalancer`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -64,7 +64,14 @@ class TargetScaler(nn.Module):
 
 
 class LossBalancer(nn.Module):
-    """Per-task loss balancing by ``method`` (see module doc); ``momentum`` of the running means."""
+    """Per-task loss balancing by ``method`` (see module doc); ``momentum`` of the running means.
+
+    ``reduce``: None, or a function of a scalar loss value giving the value the statistics follow
+    (``embodied.distributed`` sets it to the mean over ranks: the global batch's loss); the loss's
+    gradient stays this process's.
+    """
+
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __init__(self, tasks: Sequence[str], method: str = "mean", momentum: float = 0.99) -> None:
         super().__init__()
@@ -83,6 +90,9 @@ class LossBalancer(nn.Module):
         task whatever its units, so one plot shows every task's progress.
         """
         i = self.tasks.index(task)
+        if self.training and self.reduce is not None:
+            value = loss.detach()
+            loss = loss + (self.reduce(value) - value)  # the reduced value, this process's gradient
         with torch.no_grad():
             value = loss.detach().float()
             if self.training:

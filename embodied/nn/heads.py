@@ -6,6 +6,8 @@ towers, poke and identity (and SimCLR, the classifier) on the pooled embedding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -47,7 +49,12 @@ class EquivarianceMaps(nn.Module):
       and lam = ``ridge`` x (the class's weighted pair count). :meth:`update` refits after each
       batch. The maps then never lag the moving features nor chase the negatives: only the
       trunk learns from the contrastive terms. Statistics are buffers, so checkpoints resume exactly.
+
+    ``gather``: None, or a function (N, ...) -> (M, ...) that :meth:`update` applies to z_i, z_j and
+    g first (``embodied.distributed`` sets it to gather every rank's pairs: the global batch's fit).
     """
+
+    gather: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __init__(self, n_classes: int, dim: int, fit: str = "sgd") -> None:
         super().__init__()
@@ -82,6 +89,8 @@ class EquivarianceMaps(nn.Module):
         if self.fit != "ridge":
             raise RuntimeError("update() refits 'ridge' maps; 'sgd' maps learn from gradients")
         z_i, z_j = z_i.detach().float(), z_j.detach().float()
+        if self.gather is not None:
+            z_i, z_j, g = self.gather(z_i), self.gather(z_j), self.gather(g)
         onehot = torch.nn.functional.one_hot(g.long(), self.n_classes).float()  # (N, G): no atomics, deterministic
         self.s_ii.mul_(memory).add_(torch.einsum("ng,ni,nj->gij", onehot, z_i, z_i))
         self.s_ij.mul_(memory).add_(torch.einsum("ng,ni,nj->gij", onehot, z_i, z_j))
