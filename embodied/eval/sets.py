@@ -161,4 +161,3 @@ def describe(name: str, data: dict[str, Any]) -> str:
         what = f"{len(np.unique(data['instance']))} held-out instances of {len(np.unique(data['category']))} categories"
     seconds = data.get("_meta", {}).get("seconds", float("nan"))
     return f"{name}: {n} images of {what}, rendered in {seconds:.1f} s"
-
