@@ -149,9 +149,15 @@ def process_group(device: torch.device) -> Iterator[World]:
     world = World(dist.get_world_size(), dist.get_rank(), env_local_rank(), dist.get_backend())
     try:
         yield world
-    finally:
+    except BaseException:
         if mine and dist.is_initialized():
             dist.destroy_process_group()
+        raise
+    if mine and dist.is_initialized():
+        # no rank tears the group down while another is still in a collective (rank 0 writes the last
+        # checkpoint after the loop): gloo aborted a rank that left first, under load
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 class ShardedBatches(Sampler[list[int]]):
