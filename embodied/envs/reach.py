@@ -26,7 +26,7 @@ import numpy as np
 import pybullet as p
 from gymnasium import spaces
 
-from embodied.envs.validate import check_action, check_categories, check_positive_int, check_split
+from embodied.envs.validate import check_action, check_categories, check_number, check_positive_int, check_split
 from embodied.sim import BulletSim, Camera, look_at, objects
 
 TABLE_RGB = np.array([158, 133, 107], dtype=np.uint8)  # the background = table top colour
@@ -37,6 +37,17 @@ FINGER_RANGE = 0.22  # m: the fingertip is kept in [-r, r]^2
 FINGER_RADIUS = 0.02  # m
 FINGER_RGBA = (0.9, 0.1, 0.1, 1.0)
 MIN_START_DISTANCE = 0.1  # m between the fingertip's start and the target
+
+
+def check_pixel_task(size: Any, render_size: Any, split: Any, render_mode: Any) -> tuple[int, str]:
+    """(size, split) of a pixel reaching task (Reach, ReachObject), its shared arguments checked:
+    one-line ValueErrors naming the value."""
+    size = check_positive_int("size", size)
+    check_positive_int("render_size", render_size)
+    split = check_split(split)
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(f"render_mode={render_mode!r}; expected None or 'rgb_array'")
+    return size, split
 
 
 class ReachEnv(gym.Env):
@@ -119,17 +130,11 @@ class ReachEnv(gym.Env):
         render_mode: str | None = None,
         renderer: str = "tiny",
     ) -> None:
-        self.size = check_positive_int("size", size)
-        check_positive_int("render_size", render_size)
-        self.split = check_split(split)
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode={render_mode!r}; expected None or 'rgb_array'")
+        self.size, self.split = check_pixel_task(size, render_size, split, render_mode)
         for name, value in (("step_size", step_size), ("success_radius", success_radius)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name}={value!r}; expected a finite number of metres > 0")
+            check_number(name, value, 0.0, "a finite number of metres > 0")
         for name, value in (("distance_weight", distance_weight), ("success_bonus", success_bonus)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}={value!r}; expected a finite number >= 0")
+            check_number(name, value, 0.0, "a finite number >= 0", strict=False)
         categories = check_categories(categories)
         self.pool = objects.instances(self.split, categories)
         self.step_size, self.success_radius = float(step_size), float(success_radius)

@@ -38,8 +38,9 @@ from embodied.envs.reach import (
     FINGER_RGBA,
     TABLE_RGB,
     TARGET_RANGE,
+    check_pixel_task,
 )
-from embodied.envs.validate import check_action, check_categories, check_positive_int, check_split
+from embodied.envs.validate import check_action, check_categories, check_number, check_positive_int
 from embodied.sim import BulletSim, Camera, look_at, objects
 
 # Free-hue categories (colour says nothing about the category) that look different from above:
@@ -49,13 +50,6 @@ OBJECT_GAP = 0.02  # m between two objects' footprint circles (half their AABB d
 MIN_SEPARATION = 0.12  # m between object centres at least: touch discs far apart, room to pass between
 MIN_START_DISTANCE = 0.1  # m between the fingertip's start and every object centre (when it fits)
 LAYOUT_TRIES = 100
-
-
-def _number(name: str, value: Any, low: float, what: str, strict: bool = True) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= low if strict else value < low):
-        raise ValueError(f"{name}={value!r}; expected {what}")
-    return float(value)
 
 
 class ReachObjectEnv(gym.Env):
@@ -160,11 +154,7 @@ class ReachObjectEnv(gym.Env):
         render_mode: str | None = None,
         renderer: str = "tiny",
     ) -> None:
-        self.size = check_positive_int("size", size)
-        check_positive_int("render_size", render_size)
-        self.split = check_split(split)
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode={render_mode!r}; expected None or 'rgb_array'")
+        self.size, self.split = check_pixel_task(size, render_size, split, render_mode)
         cats = check_categories(list(objects.CATEGORIES) if categories is None else categories)
         assert cats is not None
         if len(cats) < 2 or len(set(cats)) != len(cats):
@@ -173,12 +163,12 @@ class ReachObjectEnv(gym.Env):
         self.n_objects = check_positive_int("n_objects", n_objects)
         if not 2 <= self.n_objects <= len(self.categories):
             raise ValueError(f"n_objects={n_objects!r}; expected an integer in [2, {len(self.categories)}]")
-        self.step_size = _number("step_size", step_size, 0.0, "a finite number of metres > 0")
-        self.touch_radius = _number("touch_radius", touch_radius, 0.0, "a finite number of metres > 0")
+        self.step_size = check_number("step_size", step_size, 0.0, "a finite number of metres > 0")
+        self.touch_radius = check_number("touch_radius", touch_radius, 0.0, "a finite number of metres > 0")
         if self.touch_radius >= MIN_SEPARATION / 2:
             raise ValueError(f"touch_radius={touch_radius!r}; expected metres < {MIN_SEPARATION / 2}")
         self.distance_weight, self.success_bonus, self.wrong_penalty = (
-            _number(name, value, 0.0, "a finite number >= 0", strict=False)
+            check_number(name, value, 0.0, "a finite number >= 0", strict=False)
             for name, value in (
                 ("distance_weight", distance_weight),
                 ("success_bonus", success_bonus),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -61,3 +62,12 @@ def check_action(space: spaces.Space, action: Any) -> np.ndarray:
         if np.any(a < space.low - tol) or np.any(a > space.high + tol):
             raise ValueError(f"action={action!r}; expected values in [{space.low.tolist()}, {space.high.tolist()}]")
     return a
+
+
+def check_number(name: str, value: Any, low: float, what: str, strict: bool = True) -> float:
+    """``value`` as a float when it is a finite real number (not a bool) > ``low`` (>= with
+    ``strict=False``); else ``ValueError("<name>=<value>; expected <what>")``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= low if strict else value < low):
+        raise ValueError(f"{name}={value!r}; expected {what}")
+    return float(value)
