@@ -309,6 +309,7 @@ def bench_sets(quick: bool) -> dict[str, float]:
 RL_ENCODERS = (  # (name, RLConfig fields): a trained curious / equivariant trunk has the random one's
     # architecture, so it steps at the same speed; what changes the speed is the head and fine-tuning
     ("trunk_keypoints_frozen", {"encoder": "random", "features": "keypoints"}),
+    ("trunk_keypoints_frozen_uncached", {"encoder": "random", "features": "keypoints", "cache_mb": 0.0}),
     ("trunk_embed_frozen", {"encoder": "random", "features": "embed"}),
     ("trunk_keypoints_finetuned", {"encoder": "random", "features": "keypoints", "finetune": True}),
     ("nature", {"encoder": "nature"}),
@@ -337,6 +338,8 @@ def bench_rl(quick: bool) -> dict[str, float]:
                                    eval_episodes=1, device=device, threads=1 if device == "cpu" else 0,
                                    quiet=True, out=run_dir, **fields)  # fmt: skip
                     out[f"rl_{env}_{device}_{name}_steps_s"] = train_rl(cfg)["env_steps_per_s"]
+                key = f"rl_{env}_{device}_trunk_keypoints_frozen"
+                out[f"{key}_cache_speedup"] = out[f"{key}_steps_s"] / out[f"{key}_uncached_steps_s"]
     return out
 
 

@@ -7,10 +7,12 @@ python scripts/compare_rl.py --env reach --encoders curious=runs/curious equivar
 Each (encoder, seed) is one ``scripts/train_rl.py`` process in ``--out/<label>/seed<S>`` (finished runs,
 those with a run.json, are reused, so a killed comparison resumes). Then it writes:
 
-- comparison.png: held-out success and return against env steps, mean +- std over seeds per encoder;
-- summary.md / summary.json: final success, env steps/s, and steps-to-threshold per encoder, where the
-  threshold is the ``random`` trunk's final mean success (or ``--threshold``); the goal is that a learned
-  trunk gets there in at most half of random's steps.
+- comparison.png: held-out success and return against env steps, the mean over seeds per encoder with
+  a 95 % t-interval band for success (± std for return);
+- summary.md / summary.json: final success with its 95 % t-interval over seeds, its difference to the
+  ``random`` trunk's paired by seed (same env and evaluation seeds), env steps/s, and steps-to-threshold
+  per encoder, where the threshold is the ``random`` trunk's final mean success (or ``--threshold``);
+  the goal is that a learned trunk gets there in at most half of random's steps.
 
 Extra arguments after ``--`` go to every train_rl.py run (e.g. ``-- --n-envs 2 --eval-episodes 10``,
 or ``-- --preset reach_ppo``).
@@ -81,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     encoders = compare.parse_encoders(args.encoders)
     check_args(args, encoders, extra)
-    jobs = [(label, enc, seed) for label, enc in encoders.items() for seed in args.seeds]
+    # seed-major: a comparison stopped early has every encoder at the same seeds
+    jobs = [(label, enc, seed) for seed in args.seeds for label, enc in encoders.items()]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         dirs = list(pool.map(lambda j: run_one(*j, args, extra), jobs))
     runs: dict[str, list[Path]] = {}

@@ -50,6 +50,9 @@ OBJECT_GAP = 0.02  # m between two objects' footprint circles (half their AABB d
 MIN_SEPARATION = 0.12  # m between object centres at least: touch discs far apart, room to pass between
 MIN_START_DISTANCE = 0.1  # m between the fingertip's start and every object centre (when it fits)
 LAYOUT_TRIES = 100
+# flat colours of the categories (by index) in the category_colours diagnostic variant; none is the fingertip red
+CATEGORY_RGB = np.array([(245, 245, 245), (40, 200, 60), (40, 80, 230), (240, 220, 40), (200, 60, 220), (40, 220, 220)],
+                        dtype=np.uint8)  # fmt: skip
 
 
 class ReachObjectEnv(gym.Env):
@@ -132,6 +135,9 @@ class ReachObjectEnv(gym.Env):
         distance_weight: reward per metre of progress towards the goal object.
         success_bonus: reward on the step that touches the goal object (the episode then terminates).
         wrong_penalty: reward taken on the step that touches another object (the episode then terminates).
+        category_colours: paint every object in its category's flat colour (``CATEGORY_RGB``): a
+            diagnostic variant in which recognising the category is trivial, so what is left is the
+            control. At most 6 categories.
         render_size: pixels of ``render()`` frames. render_mode: None or "rgb_array".
         renderer: "tiny" or "egl".
     """
@@ -150,6 +156,7 @@ class ReachObjectEnv(gym.Env):
         distance_weight: float = 10.0,
         success_bonus: float = 5.0,
         wrong_penalty: float = 5.0,
+        category_colours: bool = False,
         render_size: int = 256,
         render_mode: str | None = None,
         renderer: str = "tiny",
@@ -177,6 +184,12 @@ class ReachObjectEnv(gym.Env):
         )
         self.pools = [objects.instances(self.split, [c]) for c in self.categories]
         self.render_mode = render_mode
+        if not isinstance(category_colours, bool) or (category_colours and len(self.categories) > len(CATEGORY_RGB)):
+            raise ValueError(
+                f"category_colours={category_colours!r} with {len(self.categories)} categories; "
+                f"expected true or false, true for at most {len(CATEGORY_RGB)} categories"
+            )
+        self.category_colours = category_colours
 
         n, k = self.n_objects, len(self.categories)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
@@ -302,6 +315,11 @@ class ReachObjectEnv(gym.Env):
         frame = camera.render(self.sim, self.view, seg=True)
         assert frame.seg is not None
         frame.rgb[frame.seg < 0] = TABLE_RGB
+        if self.category_colours:
+            for i, spec in enumerate(self.specs):
+                frame.rgb[frame.seg == self.sim.bodies[f"object{i}"]] = CATEGORY_RGB[
+                    self.categories.index(spec.category)
+                ]
         return frame.rgb
 
     def _observe(self) -> dict[str, np.ndarray]:

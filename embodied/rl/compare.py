@@ -2,7 +2,8 @@
 
 Each run is a train_rl command (``command``: the program and its arguments up to the run's own) writing
 ``out/<label>/seed<S>``; a run with a run.json is finished and reused, so a killed comparison resumes.
-:func:`aggregate` puts the runs' held-out curves on common steps (mean +- std over seeds per encoder)
+:func:`aggregate` puts the runs' held-out curves on common steps (mean, std and 95 % t-interval over seeds
+per encoder; the final success minus random's, paired by seed)
 and finds the steps each encoder needs to reach a success threshold (by default the ``random``
 trunk's final mean success); :func:`plot_comparison` and :func:`table` show them.
 """
@@ -21,6 +22,23 @@ from embodied.rl.extractor import BUILTIN_ENCODERS
 from embodied.rl.results import read_evaluations
 
 REACHED_TOLERANCE = 1e-9  # a curve at the threshold up to rounding has reached it
+# Student t 0.975 quantiles for 1..10 degrees of freedom (scipy is not a dependency); 1.96 beyond
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def t_halfwidth(values: np.ndarray) -> np.ndarray:
+    """Half-width of the 95 % t-interval of the mean over axis 0 of ``values`` (S, ...) seeds; NaN for one seed."""
+    n = values.shape[0]
+    if n < 2:
+        return np.full(values.shape[1:], np.nan)
+    t = T_975[n - 2] if n - 1 <= len(T_975) else 1.96
+    return t * values.std(0, ddof=1) / np.sqrt(n)
+
+
+def interval(values: np.ndarray) -> list[float]:
+    """[mean, lo, hi] of ``values`` (S,) over seeds: the 95 % t-interval."""
+    m, h = float(np.mean(values)), float(t_halfwidth(np.asarray(values, dtype=float)))
+    return [m, m - h, m + h]
 
 
 def parse_encoders(items: list[str]) -> dict[str, str]:
@@ -74,7 +92,9 @@ def steps_to(timesteps: np.ndarray, curve: np.ndarray, threshold: float) -> int 
 
 
 def aggregate(runs: dict[str, list[Path]], threshold: float | None) -> dict[str, Any]:
-    """Per encoder: mean / std curves on common eval steps, final numbers, steps-to-threshold."""
+    """Per encoder: mean / std / 95 % t-interval curves on common eval steps, final numbers, steps-to-threshold,
+    and the final success minus random's, paired by seed (``final_minus_random``, [mean, lo, hi]) when the
+    encoder ran random's seeds."""
     result: dict[str, Any] = {"encoders": {}}
     for label, dirs in runs.items():
         evs = [read_evaluations(d) for d in dirs]
@@ -89,11 +109,13 @@ def aggregate(runs: dict[str, list[Path]], threshold: float | None) -> dict[str,
             "timesteps": t.tolist(),
             "success_mean": succ.mean(0).tolist(),
             "success_std": succ.std(0).tolist(),
+            "success_ci": t_halfwidth(succ).tolist(),
             "return_mean": ret.mean(0).tolist(),
             "return_std": ret.std(0).tolist(),
             "success_per_seed": succ.tolist(),
             "final_success_mean": float(succ[:, -1].mean()),
             "final_success_std": float(succ[:, -1].std()),
+            "final_success_interval": interval(succ[:, -1]),
             "final_return_mean": float(ret[:, -1].mean()),
             "env_steps_per_s": float(np.mean([m["env_steps_per_s"] for m in meta])),
         }
@@ -113,7 +135,21 @@ def aggregate(runs: dict[str, list[Path]], threshold: float | None) -> dict[str,
         s = e["steps_to_threshold"]
         e["ratio_to_random"] = (s / base) if (s is not None and base) else None
     result["random_steps_to_threshold"] = base
+    _paired_to_random(result["encoders"])
     return result
+
+
+def _paired_to_random(encoders: dict[str, Any]) -> None:
+    """``final_minus_random`` of each encoder that ran random's seeds: per-seed differences, t-interval."""
+    r = encoders.get("random")
+    if r is None:
+        return
+    final_r = {seed: s[-1] for seed, s in zip(r["seeds"], r["success_per_seed"], strict=True)}
+    for label, e in encoders.items():
+        if label == "random" or sorted(e["seeds"]) != sorted(final_r):
+            continue
+        diffs = [s[-1] - final_r[seed] for seed, s in zip(e["seeds"], e["success_per_seed"], strict=True)]
+        e["final_minus_random"] = interval(np.asarray(diffs))
 
 
 def plot_comparison(result: dict[str, Any], path: Path, title: str) -> None:
@@ -126,15 +162,15 @@ def plot_comparison(result: dict[str, Any], path: Path, title: str) -> None:
     for label, e in result["encoders"].items():
         t = np.asarray(e["timesteps"])
         for ax, key in ((ax_s, "success"), (ax_r, "return")):
-            m, s = np.asarray(e[f"{key}_mean"]), np.asarray(e[f"{key}_std"])
+            m, s = np.asarray(e[f"{key}_mean"]), np.asarray(e.get(f"{key}_ci", e[f"{key}_std"]))
             (line,) = ax.plot(t, m, "o-", ms=3, label=f"{label} (n={len(e['seeds'])})")
             ax.fill_between(t, m - s, m + s, color=line.get_color(), alpha=0.2)
     if result.get("threshold") is not None:
         ax_s.axhline(result["threshold"], color="0.4", ls="--", lw=1, label="threshold")
-    ax_s.set(xlabel="env steps", ylabel="held-out success rate", ylim=(-0.02, 1.02), title="success (mean ± std)")
-    ax_r.set(xlabel="env steps", ylabel="held-out episode return", title="return (mean ± std)")
+    ax_s.set(xlabel="env steps", ylabel="held-out success rate", ylim=(-0.02, 1.02), title="success")
+    ax_r.set(xlabel="env steps", ylabel="held-out episode return", title="return")
     ax_s.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(f"{title}\nmean over seeds; bands: 95 % t-interval of success, ± std of return", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -145,23 +181,34 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         f"threshold: held-out success >= {thr:.3f}" if thr is not None else "threshold: none (no random run)",
         "",
-        "| encoder | seeds | final success | final return | steps to threshold (mean curve) | per seed "
-        "| vs random | env steps/s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| encoder | seeds | final success [95 % interval] | minus random (paired by seed) | final return "
+        "| steps to threshold (mean curve) | per seed | vs random | env steps/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label, e in result["encoders"].items():
         s = e.get("steps_to_threshold")
         ratio = e.get("ratio_to_random")
         per_seed = ", ".join("never" if v is None else str(v) for v in e.get("steps_to_threshold_per_seed", []))
         lines.append(
-            f"| {label} | {len(e['seeds'])} | {e['final_success_mean']:.2f} ± {e['final_success_std']:.2f} "
+            f"| {label} | {len(e['seeds'])} | {_iv(e['final_success_interval'])} "
+            f"| {_iv(e.get('final_minus_random'), signed=True)} "
             f"| {e['final_return_mean']:.1f} | {'never' if s is None else s} | {per_seed} "
             f"| {'-' if ratio is None else f'{ratio:.2f}x'} | {e['env_steps_per_s']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 
 
+def _iv(iv: list[float] | None, signed: bool = False) -> str:
+    """``[mean, lo, hi]`` as ``0.12 [0.05, 0.19]`` (the mean alone for one seed)."""
+    if iv is None:
+        return "-"
+    f = "{:+.2f}" if signed else "{:.2f}"
+    m, lo, hi = (f.format(v) for v in iv)
+    return m if np.isnan(iv[1]) else f"{m} [{lo}, {hi}]"
+
+
 __all__ = [
+    "T_975",
     "aggregate",
     "check_encoders",
     "parse_encoders",
@@ -169,5 +216,7 @@ __all__ = [
     "run_seed",
     "steps_to",
     "table",
+    "t_halfwidth",
+    "interval",
     "train_args",
 ]

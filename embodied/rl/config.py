@@ -35,7 +35,7 @@ from embodied.cli import (
     positive_int,
 )
 from embodied.config import add_arguments, apply_overrides, check_keys, from_args, option
-from embodied.rl.extractor import FEATURES
+from embodied.rl.extractor import CACHE_MB, FEATURES
 from embodied.rl.models import ALGOS
 
 PRESET_DIR = Path(os.environ.get("EMBODIED_RL_PRESETS", Path(__file__).resolve().parents[2] / "rl"))
@@ -81,6 +81,17 @@ class RLConfig:
         choices=FEATURES,
     )
     keypoints: int = option(32, "keypoints for --features keypoints (default: 32)", type=positive_int)
+    gate: str | None = option(
+        None,
+        "an observation key whose value gates the trunk map's channels before the keypoints (ReachObject: "
+        "goal), so the keypoints can find what it names; '' for none (default: none)",
+    )
+    cache_mb: float = option(
+        CACHE_MB,
+        "memory (MB) for a frozen trunk's outputs, looked up by image so PPO's update epochs do not run the "
+        f"trunk again; 0: off (default: {CACHE_MB})",
+        type=nonnegative_float,
+    )
     steps: int = option(20000, "total env steps (default: 20000)", type=positive_int)
     seed: int = option(
         0,

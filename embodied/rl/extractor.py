@@ -28,12 +28,14 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureC
 from torch import nn
 
 from embodied.encoder import load_encoder
+from embodied.rl.feature_cache import FeatureCache
 
 BUILTIN_ENCODERS = ("random", "nature")
 FEATURES = ("embed", "keypoints")
 NATURE_MIN_SIZE = 36  # px: NatureCNN's 8/4, 4/2, 3/1 convolutions need at least this
 NATURE_RESIZE = 64  # px NatureCNN images are resized to when they are too small and resize=True
 IMAGE_KEY = "rgb"
+CACHE_MB = 512  # frozen-trunk outputs kept by image (64 px, last conv map: 16 kB each, ~32k images)
 
 
 def _image_layout(space: spaces.Box) -> tuple[bool, int, int]:
@@ -109,6 +111,13 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             "keypoints", a learned :class:`SpatialSoftmax` on the map ``layer`` (2 x ``keypoints``
             coordinates; trained with the policy even when the trunk is frozen). Ignored for "nature".
         layer: the trunk map for "keypoints" (default: the last conv layer).
+        gate: an observation key (ReachObject's ``goal`` one-hot, say) whose value selects the map's
+            channels before the keypoint head: ``sigmoid(Linear(value))`` multiplies each channel
+            (gated attention, Chaplot et al., AAAI 2018), so the keypoints can go where the key asks
+            (the goal object) rather than to fixed features. Needs ``features="keypoints"``; ignored for "nature".
+        cache_mb: memory (MB) for a frozen trunk's outputs, looked up by image so PPO's update epochs
+            (and SAC's replay) do not run the trunk again (:mod:`embodied.rl.feature_cache`); 0: off.
+            Unused when the trunk trains.
 
     ``features_dim`` = D of the trunk (2 x ``keypoints``, or ``nature_dim``) + ``proprio_dim`` when
     other keys exist.
@@ -128,6 +137,8 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         features: str = "embed",
         keypoints: int = 32,
         layer: str | None = None,
+        cache_mb: float = CACHE_MB,
+        gate: str | None = None,
     ) -> None:
         if features not in FEATURES:
             raise ValueError(f"features={features!r}; expected one of {FEATURES}")
@@ -152,6 +163,17 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
                 layer = layer or f"conv{enc.config.depth}"
                 head = SpatialSoftmax(enc.config.channels(layer), keypoints)  # checks the layer name
                 img_dim = 2 * keypoints
+        gate_net = None
+        gate = gate or None  # "" (train_rl.py --gate '') unsets a preset's gate
+        if encoder == "nature":
+            gate = None  # NatureCNN learns its own features with the policy; the key reaches it through the MLP
+        if gate is not None:
+            if head is None:
+                raise ValueError(f"gate={gate!r} needs features='keypoints'; got features={features!r}")
+            if gate == image_key or gate not in observation_space.spaces:
+                keys = [k for k in observation_space.spaces if k != image_key]
+                raise ValueError(f"gate={gate!r}; expected a non-image observation key ({', '.join(keys) or 'none'})")
+            gate_net = nn.Linear(spaces.flatdim(observation_space[gate]), enc.config.channels(layer))
         others = [k for k in observation_space.spaces if k != image_key]
         extra_in = sum(spaces.flatdim(observation_space[k]) for k in others)
         super().__init__(observation_space, img_dim + (proprio_dim if others else 0))
@@ -167,7 +189,9 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             self.cnn = net.trunk
             self.cnn.requires_grad_(self.finetune)
             self.cnn.eval()
+        self.cache = FeatureCache(cache_mb) if not self.finetune else None
         self.keypoints = head
+        self.gate, self.gate_net = gate, gate_net
         self.layer = layer if head is not None else None
         self.extra = nn.Sequential(nn.Linear(extra_in, proprio_dim), nn.ReLU()) if others else None
 
@@ -178,22 +202,34 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             self.cnn.eval()
         return self
 
-    def image_features(self, image: torch.Tensor) -> torch.Tensor:
-        """SB3-preprocessed images (N, 3, H, W) or (N, H, W, 3) float in [0, 1] -> (N, D) (or (N, 2K) keypoints)."""
+    def image_features(self, image: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        """SB3-preprocessed images (N, 3, H, W) or (N, H, W, 3) float in [0, 1] -> (N, D) (or (N, 2K) keypoints).
+
+        gate: (N, G) values of the ``gate`` key, required when the extractor has one.
+        """
         x = _to_nchw(image, self.channels_first)
         if self.preprocess is None:  # NatureCNN
             if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
                 x = nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear")
             return self.cnn(x)
+        out = self.cache(x, self.trunk_output) if self.cache is not None else self.trunk_output(x)
+        if self.keypoints is None:
+            return out
+        if self.gate_net is not None:
+            if gate is None:
+                raise ValueError(f"this extractor is gated by {self.gate!r}; pass its values as gate=")
+            out = out * torch.sigmoid(self.gate_net(gate.float().flatten(1)))[:, :, None, None]
+        return self.keypoints(out)
+
+    def trunk_output(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) float images -> the trunk's (N, D) embedding, or its (N, C, h, w) map ``layer``."""
         with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
             if self.layer is None:
                 return self.cnn(self.preprocess(x))
-            fmap = self.cnn.features(self.preprocess(x), upto=self.layer)[self.layer]
-        assert self.keypoints is not None
-        return self.keypoints(fmap)
+            return self.cnn.features(self.preprocess(x), upto=self.layer)[self.layer]
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-        feats = self.image_features(observations[self.image_key])
+        feats = self.image_features(observations[self.image_key], observations.get(self.gate) if self.gate else None)
         if self.extra is None:
             return feats
         extra = torch.cat([observations[k].float().flatten(1) for k in self.others], dim=1)
@@ -238,12 +274,14 @@ def policy_kwargs(
     features: str = "embed",
     keypoints: int = 32,
     layer: str | None = None,
+    cache_mb: float = CACHE_MB,
+    gate: str | None = None,
 ) -> dict[str, Any]:
     """``policy_kwargs`` for SB3 ``MultiInputPolicy`` (PPO, SAC, ...) with an ``EmbodiedExtractor``.
 
     The trunk's config is recorded in the kwargs so :func:`embodied.rl.models.load_model` can rebuild a saved
     policy without the original checkpoint. ``net_arch`` defaults to SB3's own (64, 64 / 256, 256).
-    ``features`` / ``keypoints`` / ``layer``: see :class:`EmbodiedExtractor`.
+    ``features`` / ``keypoints`` / ``layer`` / ``cache_mb`` / ``gate``: see :class:`EmbodiedExtractor`.
     """
     encoder = str(encoder)
     kwargs: dict[str, Any] = {
@@ -256,6 +294,8 @@ def policy_kwargs(
         "features": features,
         "keypoints": int(keypoints),
         "layer": layer,
+        "cache_mb": cache_mb,
+        "gate": gate,
     }
     config = encoder_trunk_config(encoder, seed=seed)
     if config is not None:

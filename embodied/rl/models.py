@@ -47,6 +47,8 @@ def config_policy_kwargs(cfg: RLConfig) -> dict[str, Any]:
         seed=cfg.seed,
         features=cfg.features,
         keypoints=cfg.keypoints,
+        cache_mb=cfg.cache_mb,
+        gate=cfg.gate,
     )
 
 

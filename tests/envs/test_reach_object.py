@@ -141,6 +141,7 @@ def test_reward_is_progress_plus_bonus(env):
         {"n_objects": 1},
         {"wrong_penalty": float("nan")},
         {"render_mode": "human"},
+        {"category_colours": "yes"},
     ],
 )
 def test_bad_arguments_are_value_errors(kwargs):
@@ -157,6 +158,27 @@ def test_bad_actions_are_value_errors(env, bad):
         env.step(bad)
 
 
+def test_category_colours_paint_each_object_in_its_categorys_colour():
+    """The diagnostic variant: every object pixel is its category's flat colour; the scene is the same."""
+    from embodied.envs.reach_object import CATEGORY_RGB
+
+    plain, painted = ReachObjectEnv(), ReachObjectEnv(category_colours=True)
+    for seed in range(3):
+        a, info = plain.reset(seed=seed)
+        b, info_b = painted.reset(seed=seed)
+        assert (info["instances"] == info_b["instances"]).all()
+        seg = painted.camera.render(painted.sim, painted.view, seg=True).seg
+        for i, spec in enumerate(painted.specs):
+            mask = seg == painted.sim.bodies[f"object{i}"]
+            assert mask.any() and (b["rgb"][mask] == CATEGORY_RGB[painted.categories.index(spec.category)]).all()
+        others = ~np.isin(seg, [painted.sim.bodies[f"object{i}"] for i in range(painted.n_objects)])
+        assert (a["rgb"][others] == b["rgb"][others]).all()  # table and fingertip untouched
+    with pytest.raises(ValueError, match="true for at most 6 categories"):
+        ReachObjectEnv(category_colours=True, categories=list(objects.CATEGORIES)[:7], n_objects=2)
+    plain.close()
+    painted.close()
+
+
 def test_render_frame():
     e = gym.make("embodied/ReachObject-v0", render_mode="rgb_array", render_size=96)
     e.reset(seed=0)
@@ -166,24 +188,15 @@ def test_render_frame():
 
 
 def test_ppo_smoke_run(tmp_path):
-    """PPO on the new task through the RL runner, headless: a random trunk's keypoints, held-out evaluation."""
-    from embodied.rl import RLConfig, train
+    """PPO on the new task through the RL runner with the comparison's preset (gated keypoints, cached
+    frozen trunk), cut short, headless; the saved model reloads and acts."""
+    from embodied.rl import RLConfig, load_preset, load_sb3_policy, train
 
     threads = torch.get_num_threads()
-    cfg = RLConfig(
-        env="reach_object",
-        encoder="random",
-        steps=128,
-        n_envs=2,
-        vec="dummy",
-        n_steps=32,
-        batch_size=32,
-        n_epochs=1,
-        eval_episodes=2,
-        threads=1,
-        quiet=True,
-        out=tmp_path / "run",
-    )
+    preset = load_preset("reach_object_ppo")
+    assert preset["gate"] == "goal" and preset["features"] == "keypoints"
+    short = dict(steps=128, n_envs=2, vec="dummy", n_steps=32, batch_size=32, n_epochs=1, eval_episodes=2, threads=1)
+    cfg = RLConfig(**{**preset, **short}, quiet=True, out=tmp_path / "run")
     try:
         summary = train(cfg)
     finally:
@@ -193,3 +206,9 @@ def test_ppo_smoke_run(tmp_path):
     assert (tmp_path / "run" / "model.zip").stat().st_size > 0
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["env"] == "embodied/ReachObject-v0" and run["eval_timesteps"][-1] == summary["steps"]
+    policy = load_sb3_policy(tmp_path / "run" / "model.zip")
+    env = gym.make("embodied/ReachObject-v0", split="heldout")
+    obs, info = env.reset(seed=3)
+    action = policy(obs, info)
+    assert action.shape == (2,) and env.action_space.contains(action.astype(np.float32))
+    env.close()

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from embodied.cli import UserError
-from embodied.rl.compare import aggregate, parse_encoders, plot_comparison, steps_to, table, train_args
+from embodied.rl.compare import (
+    aggregate,
+    interval,
+    parse_encoders,
+    plot_comparison,
+    steps_to,
+    t_halfwidth,
+    table,
+    train_args,
+)
 from embodied.rl.results import plot_learning_curve, read_evaluations
 
 
@@ -50,9 +59,20 @@ def test_aggregate_threshold_is_randoms_final_success(tmp_path):
     assert mine["ratio_to_random"] == 0.5 and mine["env_steps_per_s"] == 100.5
     assert result["encoders"]["random"]["steps_to_threshold_per_seed"] == [20, 10]
     md = table(result)
-    assert "| mine | 2 | 1.00 ± 0.00 | 0.0 | 10 | 10, 0 | 0.50x | 100 |" in md
+    assert mine["final_success_interval"] == [1.0, 1.0, 1.0] and mine["final_minus_random"] == [0.5, 0.5, 0.5]
+    assert "final_minus_random" not in result["encoders"]["random"]
+    assert "| mine | 2 | 1.00 [1.00, 1.00] | +0.50 [+0.50, +0.50] | 0.0 | 10 | 10, 0 | 0.50x | 100 |" in md
     plot_comparison(result, tmp_path / "c.png", "t")
     assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_t_interval_against_hand_computed_values():
+    """mean 0.2, sample std 0.1 over 3 seeds: half-width t(0.975, 2) x 0.1 / sqrt(3) = 0.24844."""
+    assert interval(np.array([0.1, 0.2, 0.3])) == pytest.approx([0.2, 0.2 - 0.248438, 0.2 + 0.248438], abs=1e-5)
+    np.testing.assert_allclose(t_halfwidth(np.array([[0.0, 1.0], [2.0, 1.0]])), [12.706, 0.0])  # sd sqrt(2) / sqrt(2)
+    assert np.isnan(t_halfwidth(np.array([[0.5]]))).all()  # one seed: no interval
+    many = np.tile([0.0, 1.0], 20)  # 40 seeds: the normal quantile
+    assert t_halfwidth(many) == pytest.approx(1.96 * many.std(ddof=1) / np.sqrt(40))
 
 
 def test_steps_to_and_encoder_labels(tmp_path):

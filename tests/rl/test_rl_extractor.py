@@ -98,3 +98,35 @@ def test_trunk_frozen_unless_finetuned(finetune, ckpt, ppo):
     # batch-norm statistics stay fixed either way
     assert all(torch.equal(before[k], after[k]) for k in before if "running" in k)
     venv.close()
+
+
+def test_gate_makes_the_keypoints_follow_the_goal(ckpt):
+    """Gated attention: the same image under two goals gives two keypoint sets, and the gate learns."""
+    import numpy as np
+    from gymnasium import spaces
+
+    space = spaces.Dict(
+        {
+            "rgb": spaces.Box(0, 255, (3, 64, 64), np.uint8),
+            "proprio": spaces.Box(-1.0, 1.0, (2,), np.float32),
+            "goal": spaces.Box(0.0, 1.0, (4,), np.float32),
+        }
+    )
+    kw = policy_kwargs(ckpt, features="keypoints", keypoints=4, gate="goal")["features_extractor_kwargs"]
+    ext = EmbodiedExtractor(space, **kw)
+    rgb = torch.rand(1, 3, 64, 64).repeat(2, 1, 1, 1)
+    out = ext({"rgb": rgb, "proprio": torch.zeros(2, 2), "goal": torch.eye(4)[:2]})
+    assert not torch.allclose(out[0, :8], out[1, :8])  # the keypoints moved with the goal
+    out[:, :8].square().sum().backward()
+    assert ext.gate_net.weight.grad[:, :2].abs().sum() > 0 and ext.gate_net.weight.grad[:, 2:].abs().sum() == 0
+    with pytest.raises(ValueError, match="gated by 'goal'; pass its values as gate="):
+        ext.image_features(rgb)
+    for bad, match in (
+        ({"gate": "rgb"}, r"gate='rgb'; expected a non-image observation key \(goal, proprio\)"),
+        ({"gate": "tool"}, r"gate='tool'; expected a non-image observation key"),
+        ({"features": "embed"}, "gate='goal' needs features='keypoints'; got features='embed'"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            EmbodiedExtractor(space, **{**kw, **bad})
+    assert EmbodiedExtractor(space, **{**kw, "gate": ""}).gate_net is None  # --gate '' unsets a preset's gate
+    assert EmbodiedExtractor(space, **policy_kwargs("nature", gate="goal")["features_extractor_kwargs"]).gate is None

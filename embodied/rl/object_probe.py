@@ -1,0 +1,237 @@
+"""Can a frozen trunk's map tell ReachObject's objects apart? A probe of what the policy can see.
+
+A ReachObject policy sees the trunk only through keypoints on its last conv map (gated by the
+goal: :class:`embodied.rl.extractor.EmbodiedExtractor`). It can head for the goal object only if
+the map's features *where an object is* say the object's category, on held-out instances. This
+measures that without RL, so an RL result can be read against it:
+
+1. ReachObject scenes (train split to fit, held-out split to test), each object's segmentation
+   mask, area-weighted down to the map's (h, w) grid;
+2. per object, the map averaged over the cells it covers: (C,) features;
+3. a multinomial logistic regression (``embodied.eval.classify``) fitted on the train-split
+   objects, its accuracy on the held-out ones, with a cluster-bootstrap interval over held-out
+   instances (``embodied.eval.bootstrap``). Chance is 1 / (categories).
+
+``pixels`` is the network-free floor: the (2r, 2r, 3) crop of the image around each object's
+mask centre, flattened. Colour does not give the category away (objects take any hue).
+
+:func:`goal_pointing` asks the policy's own question, with labels instead of reward: the
+comparison preset's image pathway (frozen trunk, goal-gated keypoints) with a linear head, fitted
+to point at the goal object. Chance is 1 / n_objects. ``env_kwargs={"category_colours": True}``
+runs both on the variant in which colour gives the category away: the reference for a pathway
+that can recognise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import nn
+from tqdm import tqdm
+
+from embodied.encoder import load_encoder
+from embodied.envs.reach import FINGER_RANGE
+from embodied.eval.bootstrap import ClusterBootstrap, Interval
+from embodied.eval.classify import linear_probe_predict
+from embodied.rl.extractor import EmbodiedExtractor, policy_kwargs
+
+PIXEL_CROP_RADIUS = 8  # px at 64 px: the crop covers the largest object's footprint
+TEST_SEED_OFFSET = 10**6  # held-out scenes' seeds, apart from the train scenes'
+GOAL_STEPS = 600  # Adam steps of the goal-pointing fit (its loss has flattened by then at 400 scenes)
+GOAL_BATCH = 64
+GOAL_LR = 3e-3
+
+
+@dataclass
+class ObjectScenes:
+    """ReachObject frames and their objects.
+
+    images (S, 3, H, W) float in [0, 1]; masks (S, n, H, W) bool, one per object slot;
+    categories (S, n) category index (into the env's categories); instances (S, n) library uid;
+    proprio (S, 4) and goal (S, K) as the observation gives them; centres (S, n, 2) m and
+    goal_slot (S,) index of the goal object, from ``info``.
+    """
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    categories: np.ndarray
+    instances: np.ndarray
+    proprio: torch.Tensor
+    goal: torch.Tensor
+    centres: np.ndarray
+    goal_slot: np.ndarray
+
+    def observations(self, idx: np.ndarray | slice) -> dict[str, torch.Tensor]:
+        """The policy's Dict observation of scenes ``idx`` (channel-first images, as SB3 hands them over)."""
+        return {"rgb": self.images[idx], "proprio": self.proprio[idx], "goal": self.goal[idx]}
+
+
+def render_scenes(n_scenes: int, split: str, seed: int, env_kwargs: dict[str, Any] | None = None) -> ObjectScenes:
+    """``n_scenes`` ReachObject resets (seeds ``seed`` .. ``seed + n_scenes - 1``) with object masks."""
+    env = gym.make("embodied/ReachObject-v0", split=split, **(env_kwargs or {}))
+    raw = env.unwrapped
+    images, masks, cats, uids, proprio, goal, centres, slots = [], [], [], [], [], [], [], []
+    for s in tqdm(range(n_scenes), desc=f"{split} scenes", leave=False):
+        obs, info = env.reset(seed=seed + s)
+        seg = raw.camera.render(raw.sim, raw.view, seg=True).seg
+        ids = [raw.sim.bodies[f"object{i}"] for i in range(raw.n_objects)]
+        images.append(torch.from_numpy(obs["rgb"]).permute(2, 0, 1).float() / 255.0)
+        masks.append(torch.from_numpy(np.stack([seg == i for i in ids])))
+        cats.append([raw.categories.index(c.category) for c in raw.specs])
+        uids.append(info["instances"])
+        proprio.append(obs["proprio"])
+        goal.append(obs["goal"])
+        centres.append(info["objects"])
+        slots.append(info["target_slot"])
+    env.close()
+    return ObjectScenes(
+        torch.stack(images),
+        torch.stack(masks),
+        np.asarray(cats),
+        np.asarray(uids),
+        torch.from_numpy(np.stack(proprio)),
+        torch.from_numpy(np.stack(goal)),
+        np.stack(centres),
+        np.asarray(slots),
+    )
+
+
+def pool_masks(fmap: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """(S, C, h, w) maps and (S, n, H, W) masks -> (S, n, C): each map averaged over the cells an
+    object covers, each cell weighted by the fraction of its pixels the mask holds. A mask that
+    covers no pixel gives zeros."""
+    h, w = fmap.shape[-2:]
+    weight = F.adaptive_avg_pool2d(masks.float(), (h, w))  # (S, n, h, w) area fractions
+    total = weight.flatten(2).sum(-1).clamp_min(1e-12)  # (S, n)
+    return torch.einsum("snhw,schw->snc", weight, fmap) / total[..., None]
+
+
+def pixel_crops(images: torch.Tensor, masks: torch.Tensor, radius: int = PIXEL_CROP_RADIUS) -> torch.Tensor:
+    """(S, 3, H, W) images, (S, n, H, W) masks -> (S, n, 3 * (2r)^2): the crop around each mask's centre."""
+    padded = F.pad(images, (radius, radius, radius, radius))
+    out = []
+    for s in range(images.shape[0]):
+        for m in masks[s]:
+            ys, xs = torch.nonzero(m, as_tuple=True)
+            cy, cx = (int(ys.float().mean().round()), int(xs.float().mean().round())) if len(ys) else (0, 0)
+            out.append(padded[s, :, cy : cy + 2 * radius, cx : cx + 2 * radius].flatten())
+    return torch.stack(out).view(images.shape[0], masks.shape[1], -1)
+
+
+def trunk_object_features(
+    encoder: str, scenes: ObjectScenes, seed: int = 0, layer: str | None = None, batch: int = 256
+) -> torch.Tensor:
+    """(S, n, C): ``encoder``'s (a checkpoint / run dir or "random") map ``layer`` (default: the last
+    conv layer, the one the RL keypoints use) pooled over each object."""
+    enc = load_encoder(encoder, seed=seed)
+    layer = layer or f"conv{enc.config.depth}"
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(scenes.images), batch):
+            x = scenes.images[i : i + batch]
+            fmap = enc.trunk.features(enc.preprocess(x), upto=layer)[layer].float()
+            outs.append(pool_masks(fmap, scenes.masks[i : i + batch]))
+    return torch.cat(outs)
+
+
+def probe_correct(train: tuple[torch.Tensor, np.ndarray], test: tuple[torch.Tensor, np.ndarray]) -> np.ndarray:
+    """(S * n,) 1.0 where a linear probe fitted on ``train`` gets a ``test`` object's category right;
+    ``train`` / ``test`` = ((S, n, D) features, (S, n) categories)."""
+    (xa, ya), (xb, yb) = ((x.flatten(0, 1), torch.from_numpy(y.reshape(-1))) for x, y in (train, test))
+    return (linear_probe_predict(xa, ya, xb) == yb).double().numpy()
+
+
+def goal_pointing(
+    encoder: str, train: ObjectScenes, test: ObjectScenes, steps: int = GOAL_STEPS, seed: int = 0
+) -> np.ndarray:
+    """(S_test,) 1.0 where the policy's own image pathway points at the goal object of a held-out scene.
+
+    The pathway is the comparison preset's extractor (``rl/reach_object_ppo.toml``: the frozen trunk,
+    goal-gated keypoints, the proprio MLP; NatureCNN trains whole) with a linear head, fitted by
+    Adam on mean squared error to the goal object's (x, y) / FINGER_RANGE on the train scenes. A
+    held-out prediction counts when it is nearer to the goal object's centre than to any other.
+    This is what PPO's features would have to learn from reward alone, learned from labels instead.
+    """
+    torch.manual_seed(seed)
+    h, w = train.images.shape[-2:]
+    space = spaces.Dict(
+        {
+            "rgb": spaces.Box(0, 255, (3, h, w), np.uint8),
+            "proprio": spaces.Box(-1.0, 1.0, tuple(train.proprio.shape[1:]), np.float32),
+            "goal": spaces.Box(0.0, 1.0, tuple(train.goal.shape[1:]), np.float32),
+        }
+    )
+    kw = policy_kwargs(encoder, features="keypoints", gate="goal", seed=seed)["features_extractor_kwargs"]
+    ext = EmbodiedExtractor(space, **kw)
+    head = nn.Linear(ext.features_dim, 2)
+    params = [q for q in [*ext.parameters(), *head.parameters()] if q.requires_grad]
+    opt = torch.optim.Adam(params, lr=GOAL_LR)
+    rows = np.arange(len(train.goal_slot))
+    target = torch.from_numpy(train.centres[rows, train.goal_slot] / FINGER_RANGE).float()
+    rng = np.random.default_rng(seed)
+    ext.train()
+    for _ in tqdm(range(steps), desc=f"goal pointing {encoder}", leave=False):
+        idx = rng.choice(rows, size=min(GOAL_BATCH, len(rows)), replace=False)
+        loss = F.mse_loss(head(ext(train.observations(idx))), target[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ext.eval()
+    with torch.no_grad():
+        pred = torch.cat([head(ext(test.observations(slice(i, i + 256)))) for i in range(0, len(test.goal_slot), 256)])
+    pred_m = pred.numpy()[:, None, :] * FINGER_RANGE  # (S, 1, 2) m
+    nearest = np.linalg.norm(test.centres - pred_m, axis=-1).argmin(-1)
+    return (nearest == test.goal_slot).astype(np.float64)
+
+
+def object_probe(
+    encoders: dict[str, str],
+    n_train: int = 400,
+    n_test: int = 200,
+    seed: int = 0,
+    layer: str | None = None,
+    goal_steps: int = GOAL_STEPS,
+    env_kwargs: dict[str, Any] | None = None,
+) -> dict[str, dict[str, dict[str, Interval]]]:
+    """Both probes on the same scenes, each as ``{"accuracy": {label: Interval}, "minus_random": {label: Interval}}``
+    (paired differences to the ``random`` encoder, when it is one of them):
+
+    - ``"category"``: held-out category accuracy of each object from the map ``layer`` (and ``pixels``
+      crops; NatureCNN, which has no frozen map, is left out); intervals resample held-out instances;
+    - ``"goal_pointing"``: :func:`goal_pointing` per encoder (none when ``goal_steps`` is 0);
+      intervals resample the goal objects' instances.
+    """
+    train = render_scenes(n_train, "train", seed, env_kwargs)
+    test = render_scenes(n_test, "heldout", seed + TEST_SEED_OFFSET, env_kwargs)
+    labels = (train.categories, test.categories)
+    crops = [pixel_crops(s.images, s.masks) for s in (train, test)]
+    category = {"pixels": probe_correct(*zip(crops, labels, strict=True))}
+    pointing: dict[str, np.ndarray] = {}
+    for label, enc in tqdm(encoders.items(), desc="encoders", leave=False):
+        if enc != "nature":
+            feats = [trunk_object_features(enc, s, seed=seed, layer=layer) for s in (train, test)]
+            category[label] = probe_correct(*zip(feats, labels, strict=True))
+        if goal_steps:
+            pointing[label] = goal_pointing(enc, train, test, steps=goal_steps, seed=seed)
+    goal_instances = test.instances[np.arange(len(test.goal_slot)), test.goal_slot]
+    return {
+        "category": _summarise(category, ClusterBootstrap(test.instances.reshape(-1), seed=seed)),
+        "goal_pointing": _summarise(pointing, ClusterBootstrap(goal_instances, seed=seed)) if pointing else {},
+    }
+
+
+def _summarise(correct: dict[str, np.ndarray], boot: ClusterBootstrap) -> dict[str, dict[str, Interval]]:
+    out = {"accuracy": {k: boot.interval(v) for k, v in correct.items()}, "minus_random": {}}
+    if "random" in correct:
+        out["minus_random"] = {k: boot.difference(v, correct["random"]) for k, v in correct.items() if k != "random"}
+    return out
+
+
+__all__ = ["ObjectScenes", "goal_pointing", "object_probe", "pixel_crops", "pool_masks", "probe_correct",
+           "render_scenes", "trunk_object_features"]  # fmt: skip
