@@ -35,10 +35,11 @@ def t_halfwidth(values: np.ndarray) -> np.ndarray:
     return t * values.std(0, ddof=1) / np.sqrt(n)
 
 
-def interval(values: np.ndarray) -> list[float]:
-    """[mean, lo, hi] of ``values`` (S,) over seeds: the 95 % t-interval."""
+def interval(values: np.ndarray, bounds: tuple[float, float] = (-np.inf, np.inf)) -> list[float]:
+    """[mean, lo, hi] of ``values`` (S,) over seeds: the 95 % t-interval, clipped to ``bounds`` (a success
+    rate's to [0, 1])."""
     m, h = float(np.mean(values)), float(t_halfwidth(np.asarray(values, dtype=float)))
-    return [m, m - h, m + h]
+    return [m, max(m - h, bounds[0]), min(m + h, bounds[1])]
 
 
 def parse_encoders(items: list[str]) -> dict[str, str]:
@@ -115,7 +116,7 @@ def aggregate(runs: dict[str, list[Path]], threshold: float | None) -> dict[str,
             "success_per_seed": succ.tolist(),
             "final_success_mean": float(succ[:, -1].mean()),
             "final_success_std": float(succ[:, -1].std()),
-            "final_success_interval": interval(succ[:, -1]),
+            "final_success_interval": interval(succ[:, -1], (0.0, 1.0)),
             "final_return_mean": float(ret[:, -1].mean()),
             "env_steps_per_s": float(np.mean([m["env_steps_per_s"] for m in meta])),
         }
@@ -149,7 +150,7 @@ def _paired_to_random(encoders: dict[str, Any]) -> None:
         if label == "random" or sorted(e["seeds"]) != sorted(final_r):
             continue
         diffs = [s[-1] - final_r[seed] for seed, s in zip(e["seeds"], e["success_per_seed"], strict=True)]
-        e["final_minus_random"] = interval(np.asarray(diffs))
+        e["final_minus_random"] = interval(np.asarray(diffs), (-1.0, 1.0))
 
 
 def plot_comparison(result: dict[str, Any], path: Path, title: str) -> None:

@@ -70,6 +70,7 @@ def test_t_interval_against_hand_computed_values():
     """mean 0.2, sample std 0.1 over 3 seeds: half-width t(0.975, 2) x 0.1 / sqrt(3) = 0.24844."""
     assert interval(np.array([0.1, 0.2, 0.3])) == pytest.approx([0.2, 0.2 - 0.248438, 0.2 + 0.248438], abs=1e-5)
     np.testing.assert_allclose(t_halfwidth(np.array([[0.0, 1.0], [2.0, 1.0]])), [12.706, 0.0])  # sd sqrt(2) / sqrt(2)
+    assert interval(np.array([0.0, 0.0, 0.3]), (0.0, 1.0))[1] == 0.0  # a success rate's interval stays in [0, 1]
     assert np.isnan(t_halfwidth(np.array([[0.5]]))).all()  # one seed: no interval
     many = np.tile([0.0, 1.0], 20)  # 40 seeds: the normal quantile
     assert t_halfwidth(many) == pytest.approx(1.96 * many.std(ddof=1) / np.sqrt(40))
