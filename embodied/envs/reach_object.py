@@ -51,8 +51,9 @@ MIN_SEPARATION = 0.12  # m between object centres at least: touch discs far apar
 MIN_START_DISTANCE = 0.1  # m between the fingertip's start and every object centre (when it fits)
 LAYOUT_TRIES = 100
 # flat colours of the categories (by index) in the category_colours diagnostic variant; none is the fingertip red
-CATEGORY_RGB = np.array([(245, 245, 245), (40, 200, 60), (40, 80, 230), (240, 220, 40), (200, 60, 220), (40, 220, 220)],
-                        dtype=np.uint8)  # fmt: skip
+CATEGORY_RGB = np.array(
+    [(245, 245, 245), (40, 200, 60), (40, 80, 230), (240, 220, 40), (200, 60, 220), (40, 220, 220)], np.uint8
+)
 
 
 class ReachObjectEnv(gym.Env):
@@ -317,9 +318,8 @@ class ReachObjectEnv(gym.Env):
         frame.rgb[frame.seg < 0] = TABLE_RGB
         if self.category_colours:
             for i, spec in enumerate(self.specs):
-                frame.rgb[frame.seg == self.sim.bodies[f"object{i}"]] = CATEGORY_RGB[
-                    self.categories.index(spec.category)
-                ]
+                colour = CATEGORY_RGB[self.categories.index(spec.category)]
+                frame.rgb[frame.seg == self.sim.bodies[f"object{i}"]] = colour
         return frame.rgb
 
     def _observe(self) -> dict[str, np.ndarray]:
