@@ -131,6 +131,9 @@ def _argparse_line(message: str) -> str:
     m = re.match(r"unrecognized arguments: (?P<args>.*)$", message)
     if m:
         return f"arguments = {m['args']}; expected only this script's options (see --help)"
+    m = re.match(r"argument (?P<opt>[^:]+): expected (?P<rest>.*)$", message)
+    if m:  # "expected one argument": the option came without its value
+        return f"{m['opt'].split('/')[-1]} = (missing); expected {m['rest']} (see --help)"
     m = re.match(r"argument (?P<opt>[^:]+): (?P<rest>.*)$", message)
     if m:
         return f"{m['opt'].split('/')[-1]} = ?; expected {m['rest']} (see --help)"

@@ -313,6 +313,7 @@ RL_ENCODERS = (  # (name, RLConfig fields): a trained curious / equivariant trun
     ("trunk_embed_frozen", {"encoder": "random", "features": "embed"}),
     ("trunk_keypoints_finetuned", {"encoder": "random", "features": "keypoints", "finetune": True}),
     ("nature", {"encoder": "nature"}),
+    ("state", {"encoder": "state"}),  # privileged state, no image network: the env's and PPO's own cost
 )
 
 

@@ -255,6 +255,7 @@ def test_cli_module_pieces(capsys):
         (["--req", "x", "--k", "abc"], "error: --k = abc; expected an integer"),
         (["--req", "x", "--mode", "c"], "error: --mode = c; expected one of a, b"),
         ([], "error: --req = (missing); expected a value (see --help)"),
+        (["--req"], "error: --req = (missing); expected one argument (see --help)"),
         (["--req", "x", "--bogus"], "error: arguments = --bogus; expected only this script's options (see --help)"),
     ):
         with pytest.raises(SystemExit) as e:

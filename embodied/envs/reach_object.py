@@ -121,6 +121,7 @@ class ReachObjectEnv(gym.Env):
         objects             (n, 2) float32  m, every object's centre
         instances           (n,) int64      library uids
         category_ids        (n,) int64      library category ids
+        category_index      (n,) int64      each object's category as its index in ``categories`` (as goal)
 
     Learners must not need info.
 
@@ -344,6 +345,7 @@ class ReachObjectEnv(gym.Env):
             "objects": self.centres.astype(np.float32),
             "instances": np.array([s.uid for s in self.specs], dtype=np.int64),
             "category_ids": np.array([s.category_id for s in self.specs], dtype=np.int64),
+            "category_index": np.array([self.categories.index(s.category) for s in self.specs], dtype=np.int64),
         }
 
     def render(self) -> np.ndarray | None:

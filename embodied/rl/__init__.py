@@ -6,6 +6,7 @@
   ``load_sb3_policy`` (a saved model as ``policy(obs, info) -> action``, without its checkpoint);
 - :mod:`~embodied.rl.callbacks`: ``SeededEval`` (the same seeded held-out episodes at every evaluation);
 - :mod:`~embodied.rl.config`: ``RLConfig`` (field docstrings are the ``--help``) and the presets under ``rl/``;
+- :mod:`~embodied.rl.state`: the privileged-state encoders ``"state"`` / ``"goal-state"`` (the RL ceiling);
 - :mod:`~embodied.rl.runner`: ``train(cfg)``, one run from checks to run.json;
 - :mod:`~embodied.rl.results` / :mod:`~embodied.rl.compare`: learning curves, the encoders-by-seeds comparison.
 
@@ -23,6 +24,7 @@ from embodied.rl.extractor import BUILTIN_ENCODERS, FEATURES, EmbodiedExtractor,
 from embodied.rl.models import ALGOS, SB3Policy, algo_class, load_model, load_sb3_policy, make_model
 from embodied.rl.results import plot_learning_curve, read_evaluations
 from embodied.rl.runner import train
+from embodied.rl.state import STATE_ENCODERS, PrivilegedState, state_vector
 from embodied.rl.wrappers import SuccessInfo
 
 __all__ = [
@@ -32,8 +34,10 @@ __all__ = [
     "FEATURES",
     "EmbodiedExtractor",
     "RLConfig",
+    "PrivilegedState",
     "SB3Policy",
     "SeededEval",
+    "STATE_ENCODERS",
     "SpatialSoftmax",
     "SuccessInfo",
     "algo_class",
@@ -46,5 +50,6 @@ __all__ = [
     "plot_learning_curve",
     "policy_kwargs",
     "read_evaluations",
+    "state_vector",
     "train",
 ]

@@ -20,6 +20,7 @@ import numpy as np
 from embodied.cli import UserError
 from embodied.rl.extractor import BUILTIN_ENCODERS
 from embodied.rl.results import read_evaluations
+from embodied.rl.state import STATE_ENCODERS
 
 REACHED_TOLERANCE = 1e-9  # a curve at the threshold up to rounding has reached it
 # Student t 0.975 quantiles for 1..10 degrees of freedom (scipy is not a dependency); 1.96 beyond
@@ -56,9 +57,11 @@ def parse_encoders(items: list[str]) -> dict[str, str]:
 def check_encoders(encoders: dict[str, str]) -> None:
     """UserError unless every encoder is built in or an existing checkpoint / run directory."""
     for label, enc in encoders.items():
-        if enc not in BUILTIN_ENCODERS and not Path(enc).exists():
+        if enc not in BUILTIN_ENCODERS + STATE_ENCODERS and not Path(enc).exists():
             raise UserError(
-                "--encoders", f"{label}={enc}", f"{' or '.join(BUILTIN_ENCODERS)}, or label=<existing checkpoint>"
+                "--encoders",
+                f"{label}={enc}",
+                f"{', '.join(BUILTIN_ENCODERS + STATE_ENCODERS)}, or label=<existing checkpoint>",
             )
 
 
@@ -190,10 +193,11 @@ def table(result: dict[str, Any]) -> str:
         s = e.get("steps_to_threshold")
         ratio = e.get("ratio_to_random")
         per_seed = ", ".join("never" if v is None else str(v) for v in e.get("steps_to_threshold_per_seed", []))
+        reached = "-" if thr is None else ("never" if s is None else str(s))  # no threshold: nothing to reach
         lines.append(
             f"| {label} | {len(e['seeds'])} | {_iv(e['final_success_interval'])} "
             f"| {_iv(e.get('final_minus_random'), signed=True)} "
-            f"| {e['final_return_mean']:.1f} | {'never' if s is None else s} | {per_seed} "
+            f"| {e['final_return_mean']:.1f} | {reached} | {per_seed or '-'} "
             f"| {'-' if ratio is None else f'{ratio:.2f}x'} | {e['env_steps_per_s']:.0f} |"
         )
     return "\n".join(lines) + "\n"

@@ -69,7 +69,11 @@ class RLConfig:
         convert=parse_env_overrides,
     )
     algo: str = option("ppo", "SB3 algorithm (default: ppo)", choices=ALGOS)
-    encoder: str = option("random", "checkpoint / run dir, 'random' or 'nature' (default: random)")
+    encoder: str = option(
+        "random",
+        "checkpoint / run dir, 'random', 'nature', or a privileged-state policy: 'state' / 'goal-state' "
+        "(embodied.rl.state) (default: random)",
+    )
     finetune: bool = option(
         False, "train the trunk's weights with the policy (off: frozen)", action=argparse.BooleanOptionalAction
     )
@@ -83,8 +87,8 @@ class RLConfig:
     keypoints: int = option(32, "keypoints for --features keypoints (default: 32)", type=positive_int)
     gate: str | None = option(
         None,
-        "an observation key whose value gates the trunk map's channels before the keypoints (ReachObject: "
-        "goal), so the keypoints can find what it names; '' for none (default: none)",
+        "an observation key whose value conditions the keypoint filters (ReachObject: goal; each goal its "
+        "own filters), so the keypoints can find what it names; '' for none (default: none)",
     )
     cache_mb: float = option(
         CACHE_MB,

@@ -74,16 +74,34 @@ class SpatialSoftmax(nn.Module):
     coordinates are the keypoint. Output (N, 2K): x_1..x_K, y_1..y_K in [-1, 1] (x grows
     to the right, y downwards). Global average pooling throws positions away; control
     from a frozen trunk needs them.
+
+    With ``cond_dim`` > 0, ``forward(x, cond)`` adds to the convolution's weights a linear function
+    of ``cond`` (N, cond_dim): for a one-hot goal, every goal has its own K filters, so keypoint k
+    can follow the goal's object whichever goal it is, and the policy need not learn which
+    keypoint belongs to which goal (a binding PPO does not learn in 100k steps even from
+    privileged state: ``docs/rl.md``).
     """
 
-    def __init__(self, channels: int, keypoints: int = 32) -> None:
+    def __init__(self, channels: int, keypoints: int = 32, cond_dim: int = 0) -> None:
         super().__init__()
         self.proj = nn.Conv2d(channels, keypoints, 1)
         self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.cond: nn.Linear | None = None
+        if cond_dim:
+            self.cond = nn.Linear(cond_dim, keypoints * (channels + 1), bias=False)
+            bound = channels**-0.5  # the scale of the shared filters (Conv2d's default initialisation)
+            nn.init.uniform_(self.cond.weight, -bound, bound)
+        self.n_keypoints = keypoints
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
-        attn = (self.proj(x).flatten(2) / self.log_temperature.exp()).softmax(-1)  # (N, K, H*W)
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        n, c, h, w = x.shape
+        scores = self.proj(x).flatten(2)  # (N, K, H*W)
+        if self.cond is not None:
+            if cond is None:
+                raise ValueError("these keypoints are conditioned; pass cond=")
+            wb = self.cond(cond.float().flatten(1)).view(n, self.n_keypoints, c + 1)
+            scores = scores + torch.einsum("nkc,ncp->nkp", wb[..., :c], x.flatten(2)) + wb[..., c:]
+        attn = (scores / self.log_temperature.exp()).softmax(-1)
         ys, xs = torch.meshgrid(
             torch.linspace(-1.0, 1.0, h, device=x.device, dtype=attn.dtype),
             torch.linspace(-1.0, 1.0, w, device=x.device, dtype=attn.dtype),
@@ -111,10 +129,11 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             "keypoints", a learned :class:`SpatialSoftmax` on the map ``layer`` (2 x ``keypoints``
             coordinates; trained with the policy even when the trunk is frozen). Ignored for "nature".
         layer: the trunk map for "keypoints" (default: the last conv layer).
-        gate: an observation key (ReachObject's ``goal`` one-hot, say) whose value selects the map's
-            channels before the keypoint head: ``sigmoid(Linear(value))`` multiplies each channel
-            (gated attention, Chaplot et al., AAAI 2018), so the keypoints can go where the key asks
-            (the goal object) rather than to fixed features. Needs ``features="keypoints"``; ignored for "nature".
+        gate: an observation key (ReachObject's ``goal`` one-hot, say) whose value conditions the
+            keypoint filters (:class:`SpatialSoftmax` ``cond``: each goal its own 1x1 filters over the
+            map, in the spirit of gated attention, Chaplot et al., AAAI 2018), so the keypoints go
+            where the key asks (the goal object) rather than to fixed features. Needs
+            ``features="keypoints"``; ignored for "nature".
         cache_mb: memory (MB) for a frozen trunk's outputs, looked up by image so PPO's update epochs
             (and SAC's replay) do not run the trunk again (:mod:`embodied.rl.feature_cache`); 0: off.
             Unused when the trunk trains.
@@ -146,6 +165,15 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             raise ValueError(f"keypoints={keypoints!r}; expected a positive integer")
         channels_first, h, w = _dict_image_layout(observation_space, image_key)
         encoder = str(encoder)
+        gate = gate or None  # "" (train_rl.py --gate '') unsets a preset's gate
+        if encoder == "nature":
+            gate = None  # NatureCNN learns its own features with the policy; the key reaches it through the MLP
+        if gate is not None:
+            if features != "keypoints":
+                raise ValueError(f"gate={gate!r} needs features='keypoints'; got features={features!r}")
+            if gate == image_key or gate not in observation_space.spaces:
+                keys = [k for k in observation_space.spaces if k != image_key]
+                raise ValueError(f"gate={gate!r}; expected a non-image observation key ({', '.join(keys) or 'none'})")
         head: SpatialSoftmax | None = None  # keypoints on a trunk map; None: the trunk's embedding
         if encoder == "nature":
             net, img_dim, size = _nature(h, w, resize, nature_dim)
@@ -161,19 +189,9 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             net, img_dim = enc, enc.embed_dim
             if features == "keypoints":
                 layer = layer or f"conv{enc.config.depth}"
-                head = SpatialSoftmax(enc.config.channels(layer), keypoints)  # checks the layer name
+                cond_dim = spaces.flatdim(observation_space[gate]) if gate else 0
+                head = SpatialSoftmax(enc.config.channels(layer), keypoints, cond_dim)  # checks the layer name
                 img_dim = 2 * keypoints
-        gate_net = None
-        gate = gate or None  # "" (train_rl.py --gate '') unsets a preset's gate
-        if encoder == "nature":
-            gate = None  # NatureCNN learns its own features with the policy; the key reaches it through the MLP
-        if gate is not None:
-            if head is None:
-                raise ValueError(f"gate={gate!r} needs features='keypoints'; got features={features!r}")
-            if gate == image_key or gate not in observation_space.spaces:
-                keys = [k for k in observation_space.spaces if k != image_key]
-                raise ValueError(f"gate={gate!r}; expected a non-image observation key ({', '.join(keys) or 'none'})")
-            gate_net = nn.Linear(spaces.flatdim(observation_space[gate]), enc.config.channels(layer))
         others = [k for k in observation_space.spaces if k != image_key]
         extra_in = sum(spaces.flatdim(observation_space[k]) for k in others)
         super().__init__(observation_space, img_dim + (proprio_dim if others else 0))
@@ -191,7 +209,7 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             self.cnn.eval()
         self.cache = FeatureCache(cache_mb) if not self.finetune else None
         self.keypoints = head
-        self.gate, self.gate_net = gate, gate_net
+        self.gate = gate
         self.layer = layer if head is not None else None
         self.extra = nn.Sequential(nn.Linear(extra_in, proprio_dim), nn.ReLU()) if others else None
 
@@ -215,11 +233,9 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         out = self.cache(x, self.trunk_output) if self.cache is not None else self.trunk_output(x)
         if self.keypoints is None:
             return out
-        if self.gate_net is not None:
-            if gate is None:
-                raise ValueError(f"this extractor is gated by {self.gate!r}; pass its values as gate=")
-            out = out * torch.sigmoid(self.gate_net(gate.float().flatten(1)))[:, :, None, None]
-        return self.keypoints(out)
+        if self.gate is not None and gate is None:
+            raise ValueError(f"this extractor is gated by {self.gate!r}; pass its values as gate=")
+        return self.keypoints(out, gate)
 
     def trunk_output(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float images -> the trunk's (N, D) embedding, or its (N, C, h, w) map ``layer``."""

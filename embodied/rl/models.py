@@ -9,6 +9,7 @@ are inside the SB3 zip)::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from embodied.rl.extractor import EmbodiedExtractor, policy_kwargs
+from embodied.rl.state import STATE_ENCODERS, state_vector
 
 if TYPE_CHECKING:
     from embodied.rl.config import RLConfig
@@ -38,8 +40,11 @@ def algo_class(name: str) -> type[BaseAlgorithm]:
     return classes[name]
 
 
-def config_policy_kwargs(cfg: RLConfig) -> dict[str, Any]:
-    """``policy_kwargs`` of the run ``cfg`` describes (its encoder, features and seed)."""
+def config_policy_kwargs(cfg: RLConfig) -> dict[str, Any] | None:
+    """``policy_kwargs`` of the run ``cfg`` describes (its encoder, features and seed); None (SB3's
+    MlpPolicy defaults) for a state encoder."""
+    if cfg.encoder in STATE_ENCODERS:
+        return None
     return policy_kwargs(
         cfg.encoder,
         finetune=cfg.finetune,
@@ -54,6 +59,7 @@ def config_policy_kwargs(cfg: RLConfig) -> dict[str, Any]:
 
 def make_model(cfg: RLConfig, venv: VecEnv, out: Path) -> BaseAlgorithm:
     """The PPO or SAC model of ``cfg`` on the training envs ``venv``, logging TensorBoard to ``out/tb``."""
+    policy = "MlpPolicy" if cfg.encoder in STATE_ENCODERS else "MultiInputPolicy"
     common: dict[str, Any] = dict(
         policy_kwargs=config_policy_kwargs(cfg),
         learning_rate=cfg.lr,
@@ -66,7 +72,7 @@ def make_model(cfg: RLConfig, venv: VecEnv, out: Path) -> BaseAlgorithm:
         n_steps = cfg.n_steps or min(PPO_MAX_N_STEPS, max(PPO_MIN_N_STEPS, cfg.steps // venv.num_envs))
         batch = cfg.batch_size or DEFAULT_BATCH_SIZE
         return algo_class("ppo")(
-            "MultiInputPolicy",
+            policy,
             venv,
             n_steps=n_steps,
             batch_size=min(batch, n_steps * venv.num_envs),
@@ -75,7 +81,7 @@ def make_model(cfg: RLConfig, venv: VecEnv, out: Path) -> BaseAlgorithm:
             **common,
         )
     return algo_class("sac")(
-        "MultiInputPolicy",
+        policy,
         venv,
         buffer_size=cfg.buffer_size,
         batch_size=cfg.batch_size or DEFAULT_BATCH_SIZE,
@@ -116,12 +122,20 @@ def load_model(path: str | Path, algo: str | None = None, device: str = "cpu") -
 
 
 class SB3Policy:
-    """``policy(obs, info) -> action`` around a trained SB3 model (the ``embodied.video`` Policy shape)."""
+    """``policy(obs, info) -> action`` around a trained SB3 model (the ``embodied.video`` Policy shape).
 
-    def __init__(self, model: BaseAlgorithm, deterministic: bool = True) -> None:
-        self.model, self.deterministic = model, deterministic
+    state: the state encoder ("state" / "goal-state") the model was trained with, if any: its input is
+    then :func:`embodied.rl.state.state_vector` of the env's Dict observation and info.
+    """
+
+    def __init__(self, model: BaseAlgorithm, deterministic: bool = True, state: str | None = None) -> None:
+        self.model, self.deterministic, self.state = model, deterministic, state
 
     def __call__(self, obs: dict[str, np.ndarray], info: dict | None = None) -> np.ndarray:
+        if self.state is not None:
+            if info is None:
+                raise ValueError(f"a {self.state!r} policy reads the env's info; pass it as policy(obs, info)")
+            obs = state_vector(obs, info, self.state)  # type: ignore[assignment]
         action, _ = self.model.predict(obs, deterministic=self.deterministic)
         return action
 
@@ -132,8 +146,15 @@ class SB3Policy:
 def load_sb3_policy(
     path: str | Path, deterministic: bool = True, device: str = "cpu", algo: str | None = None
 ) -> Callable[[dict, dict], np.ndarray]:
-    """A saved SB3 model as ``policy(obs, info) -> action`` for ``embodied.video.rollout`` / scripts/render.py."""
-    return SB3Policy(load_model(path, algo=algo, device=device), deterministic=deterministic)
+    """A saved SB3 model as ``policy(obs, info) -> action`` for ``embodied.video.rollout`` / scripts/render.py.
+
+    A model trained on a state encoder is recognised by the run.json beside it (``train_rl.py`` writes one).
+    """
+    path = Path(path)
+    run = (path if path.is_dir() else path.parent) / "run.json"
+    encoder = json.loads(run.read_text()).get("encoder") if run.exists() else None
+    state = encoder if encoder in STATE_ENCODERS else None
+    return SB3Policy(load_model(path, algo=algo, device=device), deterministic=deterministic, state=state)
 
 
 __all__ = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from embodied.rl.config import RLConfig
 from embodied.rl.extractor import BUILTIN_ENCODERS, EmbodiedExtractor
 from embodied.rl.models import config_policy_kwargs, make_model
 from embodied.rl.results import plot_learning_curve, read_evaluations
+from embodied.rl.state import STATE_ENCODERS, PrivilegedState
 from embodied.rl.wrappers import SuccessInfo
 
 TRAIN_SEED_STRIDE = 1000  # training env seeds: seed x 1000 + env index
@@ -50,9 +52,11 @@ def check_config(cfg: RLConfig) -> tuple[EnvPreset, dict[str, Any], dict[str, An
     except ValueError:
         raise UserError("--env", cfg.env, f"an env preset ({', '.join(sorted(PRESETS))}) or a registered id") from None
     encoder = str(cfg.encoder)
-    if encoder not in BUILTIN_ENCODERS and not Path(encoder).exists():
+    if encoder not in BUILTIN_ENCODERS + STATE_ENCODERS and not Path(encoder).exists():
         raise UserError(
-            "--encoder", encoder, f"{' or '.join(BUILTIN_ENCODERS)}, or an existing checkpoint / run directory"
+            "--encoder",
+            encoder,
+            f"{', '.join(BUILTIN_ENCODERS + STATE_ENCODERS)}, or an existing checkpoint / run directory",
         )
     _check_device(cfg.device)
     env_kwargs = dict(cfg.env_kwargs)
@@ -66,7 +70,9 @@ def check_config(cfg: RLConfig) -> tuple[EnvPreset, dict[str, Any], dict[str, An
         except (ValueError, TypeError) as e:
             raise UserError(explain_kwargs_error(preset, kwargs, e)) from None
         try:
-            if flag == "--env-kwargs":
+            if flag == "--env-kwargs" and encoder in STATE_ENCODERS:
+                PrivilegedState(env, encoder).reset(seed=0)
+            elif flag == "--env-kwargs":
                 pk = config_policy_kwargs(cfg)["features_extractor_kwargs"]
                 EmbodiedExtractor(env.observation_space, **pk)
         except (ValueError, FileNotFoundError, KeyError, RuntimeError) as e:
@@ -103,15 +109,24 @@ def make_envs(
         vec_env_cls=vec_cls,
         env_kwargs=env_kwargs,
         monitor_dir=str(out / "monitor"),
-        wrapper_class=SuccessInfo,
+        wrapper_class=env_wrapper(cfg.encoder),
     )
-    return venv, make_eval_env(env_id, eval_kwargs)
+    return venv, make_eval_env(env_id, eval_kwargs, cfg.encoder)
 
 
-def make_eval_env(env_id: str, eval_kwargs: dict[str, Any]) -> VecEnv:
+def env_wrapper(encoder: str) -> Callable[[gym.Env], gym.Env]:
+    """What every env of a run is wrapped in: SuccessInfo, then PrivilegedState for a state encoder."""
+    if str(encoder) in STATE_ENCODERS:
+        return lambda env: PrivilegedState(SuccessInfo(env), str(encoder))
+    return SuccessInfo
+
+
+def make_eval_env(env_id: str, eval_kwargs: dict[str, Any], encoder: str = "random") -> VecEnv:
     """The one-env evaluation VecEnv, channel-first images like the policy's training input."""
-    inner = make_vec_env(env_id, n_envs=1, seed=EVAL_ENV_SEED, env_kwargs=eval_kwargs, wrapper_class=SuccessInfo)
-    return VecTransposeImage(inner)
+    inner = make_vec_env(
+        env_id, n_envs=1, seed=EVAL_ENV_SEED, env_kwargs=eval_kwargs, wrapper_class=env_wrapper(encoder)
+    )
+    return inner if str(encoder) in STATE_ENCODERS else VecTransposeImage(inner)
 
 
 def make_evaluator(cfg: RLConfig, eval_env: VecEnv, out: Path) -> SeededEval:

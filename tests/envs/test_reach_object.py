@@ -95,6 +95,8 @@ def test_scene_goal_and_observation_agree(env):
         assert set(names) <= set(DEFAULT_CATEGORIES)
         assert obs["goal"].sum() == 1 and int(np.argmax(obs["goal"])) == info["goal"]
         assert DEFAULT_CATEGORIES[info["goal"]] == info["target_category"] == names[info["target_slot"]]
+        assert [DEFAULT_CATEGORIES[i] for i in info["category_index"]] == names
+        assert info["category_index"][info["target_slot"]] == info["goal"]
         d = np.linalg.norm(info["objects"] - info["fingertip"], axis=1)
         assert d.min() > env.touch_radius and not info["success"] and not info["wrong"]
         sep = np.linalg.norm(info["objects"][:, None] - info["objects"][None], axis=2)

@@ -64,6 +64,10 @@ def test_aggregate_threshold_is_randoms_final_success(tmp_path):
     assert "| mine | 2 | 1.00 [1.00, 1.00] | +0.50 [+0.50, +0.50] | 0.0 | 10 | 10, 0 | 0.50x | 100 |" in md
     plot_comparison(result, tmp_path / "c.png", "t")
     assert (tmp_path / "c.png").stat().st_size > 0
+    alone = table(aggregate({"mine": runs["mine"]}, None))  # no random run, no --threshold: nothing to reach
+    assert (
+        "threshold: none (no random run)" in alone and "| mine | 2 | 1.00 [1.00, 1.00] | - | 0.0 | - | - | - |" in alone
+    )
 
 
 def test_t_interval_against_hand_computed_values():

@@ -45,6 +45,23 @@ def test_spatial_softmax_finds_the_hot_cell():
     torch.testing.assert_close(flat, torch.zeros(1, 4), atol=1e-6, rtol=0)
 
 
+def test_conditioned_keypoints_use_each_goals_own_filters():
+    """A one-hot cond adds its goal's filters to the shared ones: each goal finds its own hot cell."""
+    head = SpatialSoftmax(2, keypoints=1, cond_dim=2)
+    with torch.no_grad():
+        head.proj.weight.zero_()
+        head.proj.bias.zero_()
+        # cond weight rows: (keypoint 0) x (channel 0, channel 1, bias); goal g looks at channel g
+        head.cond.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+    fmap = torch.zeros(1, 2, 5, 9)
+    fmap[0, 0, 1, 6] = 50.0  # y = -0.5, x = 0.5
+    fmap[0, 1, 4, 0] = 50.0  # y = 1, x = -1
+    out = head(fmap.repeat(2, 1, 1, 1), torch.eye(2))
+    torch.testing.assert_close(out, torch.tensor([[0.5, -0.5], [-1.0, 1.0]]), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="these keypoints are conditioned; pass cond="):
+        head(fmap)
+
+
 @pytest.mark.parametrize("finetune", [False, True])
 def test_keypoint_features_train_even_on_a_frozen_trunk(finetune, ckpt, dict_space):
     kwargs = policy_kwargs(ckpt, features="keypoints", keypoints=6, finetune=finetune)["features_extractor_kwargs"]
@@ -118,7 +135,8 @@ def test_gate_makes_the_keypoints_follow_the_goal(ckpt):
     out = ext({"rgb": rgb, "proprio": torch.zeros(2, 2), "goal": torch.eye(4)[:2]})
     assert not torch.allclose(out[0, :8], out[1, :8])  # the keypoints moved with the goal
     out[:, :8].square().sum().backward()
-    assert ext.gate_net.weight.grad[:, :2].abs().sum() > 0 and ext.gate_net.weight.grad[:, 2:].abs().sum() == 0
+    grad = ext.keypoints.cond.weight.grad
+    assert grad[:, :2].abs().sum() > 0 and grad[:, 2:].abs().sum() == 0  # only the goals in the batch learn
     with pytest.raises(ValueError, match="gated by 'goal'; pass its values as gate="):
         ext.image_features(rgb)
     for bad, match in (
@@ -128,5 +146,5 @@ def test_gate_makes_the_keypoints_follow_the_goal(ckpt):
     ):
         with pytest.raises(ValueError, match=match):
             EmbodiedExtractor(space, **{**kw, **bad})
-    assert EmbodiedExtractor(space, **{**kw, "gate": ""}).gate_net is None  # --gate '' unsets a preset's gate
+    assert EmbodiedExtractor(space, **{**kw, "gate": ""}).keypoints.cond is None  # --gate '' unsets a preset's gate
     assert EmbodiedExtractor(space, **policy_kwargs("nature", gate="goal")["features_extractor_kwargs"]).gate is None
