@@ -315,6 +315,11 @@ RL_ENCODERS = (  # (name, RLConfig fields): a trained curious / equivariant trun
     ("nature", {"encoder": "nature"}),
     ("state", {"encoder": "state"}),  # privileged state, no image network: the env's and PPO's own cost
 )
+RL_REACH_OBJECT_ENCODERS = (  # ReachObject's own pathways: goal-conditioned filters, and the goal named by example
+    ("trunk_keypoints_gated", {"encoder": "random", "features": "keypoints", "gate": "goal"}),
+    ("trunk_keypoints_exemplar", {"encoder": "random", "features": "keypoints", "gate": "goal",
+                                  "exemplar": "goal_rgb", "env_kwargs": {"goal_image": True}}),
+)  # fmt: skip
 
 
 def bench_rl(quick: bool) -> dict[str, float]:
@@ -333,7 +338,7 @@ def bench_rl(quick: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         for env in ("reach", "reach_object"):
             for device in devices:
-                for name, fields in RL_ENCODERS:
+                for name, fields in RL_ENCODERS + (RL_REACH_OBJECT_ENCODERS if env == "reach_object" else ()):
                     run_dir = Path(tmp) / f"{env}-{device}-{name}"
                     cfg = RLConfig(env=env, steps=steps, n_envs=4, vec="dummy", n_steps=256, eval_freq=10**9,
                                    eval_episodes=1, device=device, threads=1 if device == "cpu" else 0,

@@ -4,16 +4,21 @@
 python scripts/probe_objects.py --encoders curious=runs/demo/runs/curious equivariant=runs/demo/runs/equivariant \\
     random nature --out runs/probe_objects
 
-Two probes on the same ReachObject scenes (train split to fit, held-out split to test;
+Three probes on the same ReachObject scenes (train split to fit, held-out split to test;
 ``embodied.rl.object_probe``):
 
 - category: each object's category from the trunk's last conv map averaged over the cells the
   object covers (a linear probe); ``pixels`` (a crop around each object) is the network-free floor;
 - goal pointing: the RL preset's image pathway (frozen trunk, goal-gated keypoints; NatureCNN
   trained whole) fitted with labels to point at the goal object, scored by whether it points
-  nearer to the goal object than to the others.
+  nearer to the goal object than to the others;
+- exemplar matching: no labels, nothing fitted; is the object whose map features are most like an
+  exemplar's (another instance of the goal category, alone on the table: ReachObject's goal_image)
+  the goal? ``pixels`` (mean colour) is the floor. With it, the mean return the scripted oracle earns
+  going to the matched object: what acting on that recognition pays under the env's reward.
 
---category-colours runs both on the env variant whose objects wear their category's colour.
+--category-colours runs them on the env variant whose objects wear their category's colour;
+--env-kwargs sets any other env argument (size=128, say).
 Writes probe.json, probe.md and probe.png (accuracy with 95 % intervals over held-out instances).
 """
 
@@ -26,6 +31,7 @@ from pathlib import Path
 from embodied.cli import ArgumentParser, catch_user_errors, nonnegative_int, positive_int, run
 from embodied.envs import resolve
 from embodied.rl.compare import check_encoders, parse_encoders
+from embodied.rl.config import parse_env_overrides
 from embodied.rl.object_probe import GOAL_STEPS, object_probe
 
 
@@ -43,12 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--category-colours", action="store_true", help="the env variant whose objects wear their category's colour"
     )
+    ap.add_argument(
+        "--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="env preset overrides, as train_rl.py takes"
+    )
     ap.add_argument("--seed", type=nonnegative_int, default=0)
     ap.add_argument("--out", type=Path, default=Path("runs/probe_objects"))
     return ap
 
 
-TITLES = {"category": "category of each object (linear probe)", "goal_pointing": "goal pointing (policy pathway)"}
+TITLES = {
+    "category": "category of each object (linear probe)",
+    "goal_pointing": "goal pointing (policy pathway)",
+    "exemplar_matching": "exemplar matching (no labels)",
+}
 
 
 def plot(out: dict, path: Path) -> None:
@@ -69,14 +82,18 @@ def plot(out: dict, path: Path) -> None:
         ax.set(ylabel="held-out accuracy (95 % interval)", ylim=(0, 1), title=TITLES[part])
         ax.tick_params(axis="x", labelsize=8)
         ax.legend(fontsize=8)
-    fig.suptitle("ReachObject" + (" (category colours)" if out["env_kwargs"] else ""), fontsize=10)
+    kwargs = ", ".join(f"{k}={v}" for k, v in out["env_kwargs"].items())
+    fig.suptitle("ReachObject" + (f" ({kwargs})" if kwargs else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def table(part: dict) -> str:
-    rows = ["| features | held-out accuracy [95 % interval] | minus random (paired) |", "| --- | --- | --- |"]
+RETURN_TITLE = "following the exemplar match with the oracle's control (env reward; staying put: 0)"
+
+
+def table(part: dict, what: str = "held-out accuracy") -> str:
+    rows = [f"| features | {what} [95 % interval] | minus random (paired) |", "| --- | --- | --- |"]
     for k, iv in part["accuracy"].items():
         d = part["minus_random"].get(k)
         diff = f"{d['value']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]" if d is not None else "-"
@@ -89,13 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     encoders = parse_encoders(args.encoders)
     check_encoders(encoders)
-    env_kwargs = {"category_colours": True} if args.category_colours else {}
+    env_kwargs = parse_env_overrides(args.env_kwargs) | ({"category_colours": True} if args.category_colours else {})
     result = object_probe(
         encoders, args.train_scenes, args.test_scenes, args.seed, args.layer, args.goal_steps, env_kwargs
     )
-    preset = resolve("reach_object").kwargs
+    preset = {**resolve("reach_object").kwargs, **env_kwargs}
     out = {
-        "chance": {"category": 1.0 / len(preset["categories"]), "goal_pointing": 1.0 / preset["n_objects"]},
+        "chance": {
+            "category": 1.0 / len(preset["categories"]),
+            "goal_pointing": 1.0 / preset["n_objects"],
+            "exemplar_matching": 1.0 / preset["n_objects"],
+        },
         "train_scenes": args.train_scenes,
         "test_scenes": args.test_scenes,
         "seed": args.seed,
@@ -110,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "probe.json").write_text(json.dumps(out, indent=2))
     md = "".join(f"## {TITLES[p]}\n\n{table(out[p])}\n" for p in TITLES if out[p])
+    md += f"## {RETURN_TITLE}\n\n{table(out['matching_return'], 'mean return')}\n"
     (args.out / "probe.md").write_text(md)
     plot(out, args.out / "probe.png")
     print(md + f"-> {args.out}")

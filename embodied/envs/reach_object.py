@@ -81,6 +81,12 @@ class ReachObjectEnv(gym.Env):
     category as a one-hot over the env's K = ``len(categories)`` categories (in the order given).
     Nothing but the image reveals where any object is, or which is which.
 
+    With ``goal_image=True`` the observation adds ``goal_rgb=Box(0, 255, (size, size, 3), uint8)``:
+    the goal named by example, the same camera's view of *another* instance of the goal category
+    (of the same split), alone at the table's centre at a random yaw, without the fingertip; fixed
+    for the episode. A policy can then find the goal object by matching the exemplar's features
+    against the scene's, so how well a trunk's features say "same category" decides what it can do.
+
     ## Rewards
 
     ``distance_weight * (d_before - d_after)`` per step, d the fingertip's distance (m) to the goal
@@ -122,6 +128,7 @@ class ReachObjectEnv(gym.Env):
         instances           (n,) int64      library uids
         category_ids        (n,) int64      library category ids
         category_index      (n,) int64      each object's category as its index in ``categories`` (as goal)
+        exemplar_instance   int             library uid of the ``goal_rgb`` exemplar (only with goal_image)
 
     Learners must not need info.
 
@@ -140,6 +147,7 @@ class ReachObjectEnv(gym.Env):
         category_colours: paint every object in its category's flat colour (``CATEGORY_RGB``): a
             diagnostic variant in which recognising the category is trivial, so what is left is the
             control. At most 6 categories.
+        goal_image: add ``goal_rgb``, an exemplar of the goal category (see Observation Space).
         render_size: pixels of ``render()`` frames. render_mode: None or "rgb_array".
         renderer: "tiny" or "egl".
     """
@@ -159,6 +167,7 @@ class ReachObjectEnv(gym.Env):
         success_bonus: float = 5.0,
         wrong_penalty: float = 5.0,
         category_colours: bool = False,
+        goal_image: bool = False,
         render_size: int = 256,
         render_mode: str | None = None,
         renderer: str = "tiny",
@@ -192,6 +201,11 @@ class ReachObjectEnv(gym.Env):
                 f"expected true or false, true for at most {len(CATEGORY_RGB)} categories"
             )
         self.category_colours = category_colours
+        if not isinstance(goal_image, bool):
+            raise ValueError(f"goal_image={goal_image!r}; expected true or false")
+        if goal_image and any(len(pool) < 2 for pool in self.pools):
+            raise ValueError(f"goal_image=True needs 2 instances of each category in split {self.split!r}")
+        self.goal_image = goal_image
 
         n, k = self.n_objects, len(self.categories)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
@@ -201,6 +215,7 @@ class ReachObjectEnv(gym.Env):
                 "proprio": spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32),
                 "goal": spaces.Box(0.0, 1.0, shape=(k,), dtype=np.float32),
             }
+            | ({"goal_rgb": spaces.Box(0, 255, shape=(self.size, self.size, 3), dtype=np.uint8)} if goal_image else {})
         )
         big = max(self.size, render_size)
         self.sim = BulletSim(renderer=renderer, width=big, height=big)
@@ -218,6 +233,8 @@ class ReachObjectEnv(gym.Env):
         self.finger_xy = np.zeros(2)
         self.last_action = np.zeros(2, np.float32)
         self._outcome = (False, False)  # (success, wrong) of the last step
+        self.exemplar: np.ndarray | None = None  # (size, size, 3) uint8 goal_rgb of the episode
+        self.exemplar_uid = -1
 
     # -- episode -----------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
@@ -232,6 +249,8 @@ class ReachObjectEnv(gym.Env):
         finger = self._finger_start(rng, centres)
         for i in reversed(range(len(self.specs))):  # newest first: the new ones get the same body ids again
             self.sim.remove_body(f"object{i}")
+        if self.goal_image:  # drawn after the scene's draws, so the scene is the same with or without it
+            self.exemplar = self._render_exemplar(rng, int(cats[slot]), specs[slot].uid)
         for i, (spec, (x, y), yaw) in enumerate(zip(specs, centres, yaws, strict=True)):
             orn = p.getQuaternionFromEuler((0.0, 0.0, float(yaw)))
             objects.spawn(
@@ -244,6 +263,26 @@ class ReachObjectEnv(gym.Env):
         self._outcome = (False, False)
         self._place_finger()
         return self._observe(), self._info()
+
+    def _render_exemplar(self, rng: np.random.Generator, category: int, not_uid: int) -> np.ndarray:
+        """(size, size, 3) uint8: another instance of ``category`` alone at the table centre, no fingertip.
+
+        Rendered between removing the old scene and spawning the new one, so body ids still repeat.
+        """
+        pool = [s for s in self.pools[category] if s.uid != not_uid]
+        spec = pool[int(rng.integers(len(pool)))]
+        self.exemplar_uid = int(spec.uid)
+        orn = p.getQuaternionFromEuler((0.0, 0.0, float(rng.uniform(-math.pi, math.pi))))
+        objects.spawn(self.sim, spec, (0.0, 0.0, spec.extents[2] / 2.0), orn, static=True, name="exemplar")
+        self.sim.set_base_pose(self.finger, (0.0, 0.0, -1.0), (0.0, 0.0, 0.0, 1.0))  # below it, never in front
+        frame = self.camera.render(self.sim, self.view, seg=True)
+        assert frame.seg is not None
+        body = self.sim.bodies["exemplar"]
+        frame.rgb[frame.seg != body] = TABLE_RGB  # the empty table, the fingertip painted out
+        if self.category_colours:
+            frame.rgb[frame.seg == body] = CATEGORY_RGB[category]
+        self.sim.remove_body("exemplar")
+        return frame.rgb
 
     def _layout(self, rng: np.random.Generator, specs: list[objects.ObjectSpec]) -> np.ndarray:
         """Object centres (n, 2) m: uniform in +-TARGET_RANGE, apart by MIN_SEPARATION and their footprints."""
@@ -327,11 +366,14 @@ class ReachObjectEnv(gym.Env):
         hand = (self.finger_xy / FINGER_RANGE).astype(np.float32)
         goal = np.zeros(len(self.categories), np.float32)
         goal[self.goal] = 1.0
-        return {"rgb": self._image(self.camera), "proprio": np.concatenate([hand, self.last_action]), "goal": goal}
+        obs = {"rgb": self._image(self.camera), "proprio": np.concatenate([hand, self.last_action]), "goal": goal}
+        if self.exemplar is not None:
+            obs["goal_rgb"] = self.exemplar.copy()
+        return obs
 
     def _info(self) -> dict[str, Any]:
         spec = self.specs[self.slot]
-        return {
+        info = {
             "success": self._outcome[0],
             "wrong": self._outcome[1],
             "distance": self._distance(),
@@ -347,6 +389,9 @@ class ReachObjectEnv(gym.Env):
             "category_ids": np.array([s.category_id for s in self.specs], dtype=np.int64),
             "category_index": np.array([self.categories.index(s.category) for s in self.specs], dtype=np.int64),
         }
+        if self.goal_image:
+            info["exemplar_instance"] = self.exemplar_uid
+        return info
 
     def render(self) -> np.ndarray | None:
         """(S, S, 3) uint8: the observation camera's view at ``render_size``."""

@@ -85,10 +85,21 @@ class RLConfig:
         choices=FEATURES,
     )
     keypoints: int = option(32, "keypoints for --features keypoints (default: 32)", type=positive_int)
+    proprio_dim: int = option(
+        64,
+        "width of the MLP the non-image observation keys go through; 0 passes them on as they are (default: 64)",
+        type=nonnegative_int,
+    )
     gate: str | None = option(
         None,
         "an observation key whose value conditions the keypoint filters (ReachObject: goal; each goal its "
         "own filters), so the keypoints can find what it names; '' for none (default: none)",
+    )
+    exemplar: str | None = option(
+        None,
+        "an image observation key naming the goal by example (ReachObject --env-kwargs goal_image=true: "
+        "goal_rgb); adds a keypoint where the trunk's features match it (embodied.rl.exemplar); '' for none "
+        "(default: none)",
     )
     cache_mb: float = option(
         CACHE_MB,

@@ -18,6 +18,7 @@ policy between the two). Saved models come back with :func:`embodied.rl.load_mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureC
 from torch import nn
 
 from embodied.encoder import load_encoder
+from embodied.rl.exemplar import ExemplarMatch
 from embodied.rl.feature_cache import FeatureCache
 
 BUILTIN_ENCODERS = ("random", "nature")
@@ -123,7 +125,8 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         trunk: TrunkConfig overrides for ``"random"`` (``policy_kwargs`` records a checkpoint's
             config here so a saved model can be rebuilt without the checkpoint).
         seed: initialisation seed of the ``"random"`` trunk.
-        image_key: the Dict key of the image. proprio_dim: width of the MLP for all other keys.
+        image_key: the Dict key of the image. proprio_dim: width of the MLP for all other keys; 0
+            passes them on as they are (flattened, as SB3's ``CombinedExtractor`` does).
         nature_dim: output width of NatureCNN (SB3's default 512).
         features: what a trunk gives the policy: "embed", its pooled D-dim embedding, or
             "keypoints", a learned :class:`SpatialSoftmax` on the map ``layer`` (2 x ``keypoints``
@@ -134,12 +137,18 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             map, in the spirit of gated attention, Chaplot et al., AAAI 2018), so the keypoints go
             where the key asks (the goal object) rather than to fixed features. Needs
             ``features="keypoints"``; ignored for "nature".
+        exemplar: an image observation key naming the goal by example (ReachObject ``goal_image=True``:
+            ``goal_rgb``, another instance of the goal category alone on the table). The trunk maps it
+            too, and :class:`embodied.rl.exemplar.ExemplarMatch` adds a keypoint at the scene cells whose
+            features are most like it, and how alike (3 features; no weights but a temperature, so
+            what it finds is what the trunk already knows). Needs ``features="keypoints"`` and an image
+            of the main image's shape; "nature" leaves the key out.
         cache_mb: memory (MB) for a frozen trunk's outputs, looked up by image so PPO's update epochs
             (and SAC's replay) do not run the trunk again (:mod:`embodied.rl.feature_cache`); 0: off.
             Unused when the trunk trains.
 
-    ``features_dim`` = D of the trunk (2 x ``keypoints``, or ``nature_dim``) + ``proprio_dim`` when
-    other keys exist.
+    ``features_dim`` = D of the trunk (2 x ``keypoints``, or ``nature_dim``) + 3 with ``exemplar``
+    + ``proprio_dim`` (0: the other keys' total size) when other keys exist.
     """
 
     def __init__(
@@ -158,6 +167,7 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         layer: str | None = None,
         cache_mb: float = CACHE_MB,
         gate: str | None = None,
+        exemplar: str | None = None,
     ) -> None:
         if features not in FEATURES:
             raise ValueError(f"features={features!r}; expected one of {FEATURES}")
@@ -174,6 +184,16 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             if gate == image_key or gate not in observation_space.spaces:
                 keys = [k for k in observation_space.spaces if k != image_key]
                 raise ValueError(f"gate={gate!r}; expected a non-image observation key ({', '.join(keys) or 'none'})")
+        exemplar = exemplar or None
+        if exemplar is not None:
+            if features != "keypoints" and encoder != "nature":
+                raise ValueError(f"exemplar={exemplar!r} needs features='keypoints'; got features={features!r}")
+            space = observation_space.spaces.get(exemplar)
+            if exemplar == image_key or space is None or space.shape != observation_space[image_key].shape:
+                raise ValueError(
+                    f"exemplar={exemplar!r}; expected an image observation key other than {image_key!r}, "
+                    f"of its shape {observation_space[image_key].shape}"
+                )
         head: SpatialSoftmax | None = None  # keypoints on a trunk map; None: the trunk's embedding
         if encoder == "nature":
             net, img_dim, size = _nature(h, w, resize, nature_dim)
@@ -192,9 +212,12 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
                 cond_dim = spaces.flatdim(observation_space[gate]) if gate else 0
                 head = SpatialSoftmax(enc.config.channels(layer), keypoints, cond_dim)  # checks the layer name
                 img_dim = 2 * keypoints
-        others = [k for k in observation_space.spaces if k != image_key]
+        others = [k for k in observation_space.spaces if k not in (image_key, exemplar)]
         extra_in = sum(spaces.flatdim(observation_space[k]) for k in others)
-        super().__init__(observation_space, img_dim + (proprio_dim if others else 0))
+        match = ExemplarMatch() if exemplar and encoder != "nature" else None
+        img_dim += 3 if match else 0
+        extra_dim = (proprio_dim or extra_in) if others else 0
+        super().__init__(observation_space, img_dim + extra_dim)
         self.encoder_name, self.image_key, self.others = encoder, image_key, others
         self.channels_first, self.input_size, self.image_size = channels_first, (h, w), size
         self.finetune = bool(finetune) or encoder == "nature"
@@ -210,8 +233,27 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         self.cache = FeatureCache(cache_mb) if not self.finetune else None
         self.keypoints = head
         self.gate = gate
+        self.exemplar = exemplar if match else None
+        self.match = match
         self.layer = layer if head is not None else None
-        self.extra = nn.Sequential(nn.Linear(extra_in, proprio_dim), nn.ReLU()) if others else None
+        self.extra: nn.Module | None = None
+        if others:
+            self.extra = nn.Sequential(nn.Linear(extra_in, proprio_dim), nn.ReLU()) if proprio_dim else nn.Identity()
+
+    def apply(self, fn: Callable[[nn.Module], None]) -> EmbodiedExtractor:
+        """``fn`` on every submodule but the trunk's, which keeps its weights.
+
+        SB3's actor-critic policies (PPO, A2C) re-initialise their features extractor with
+        ``extractor.apply(init_weights)`` (orthogonal weights for every Conv2d and Linear,
+        ``ortho_init=True`` by default). Reaching the trunk, that would replace a trained trunk's
+        convolutions by random ones (and a "random" trunk's initialisation by another), so the
+        policy would never see what the trunk learned. NatureCNN, which trains from scratch, gets it.
+        """
+        for child in self.children():
+            if child is not self.cnn or self.preprocess is None:
+                child.apply(fn)
+        fn(self)
+        return self
 
     def train(self, mode: bool = True) -> EmbodiedExtractor:
         """Trunks keep fixed batch-norm statistics (eval mode) even while their weights train."""
@@ -220,22 +262,34 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             self.cnn.eval()
         return self
 
-    def image_features(self, image: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
-        """SB3-preprocessed images (N, 3, H, W) or (N, H, W, 3) float in [0, 1] -> (N, D) (or (N, 2K) keypoints).
+    def image_features(
+        self, image: torch.Tensor, gate: torch.Tensor | None = None, exemplar: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """SB3-preprocessed images (N, 3, H, W) or (N, H, W, 3) float in [0, 1] -> (N, D) (or (N, 2K) keypoints,
+        then the exemplar match's 3).
 
-        gate: (N, G) values of the ``gate`` key, required when the extractor has one.
+        gate: (N, G) values of the ``gate`` key; exemplar: (N, 3, H, W) or (N, H, W, 3) images of the
+        ``exemplar`` key; each required when the extractor has one.
         """
         x = _to_nchw(image, self.channels_first)
         if self.preprocess is None:  # NatureCNN
             if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
                 x = nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear")
             return self.cnn(x)
-        out = self.cache(x, self.trunk_output) if self.cache is not None else self.trunk_output(x)
+        out = self._trunk(x)
         if self.keypoints is None:
             return out
         if self.gate is not None and gate is None:
             raise ValueError(f"this extractor is gated by {self.gate!r}; pass its values as gate=")
-        return self.keypoints(out, gate)
+        points = self.keypoints(out, gate)
+        if self.match is None:
+            return points
+        if exemplar is None:
+            raise ValueError(f"this extractor matches the exemplar {self.exemplar!r}; pass its images as exemplar=")
+        return torch.cat([points, self.match(out, self._trunk(_to_nchw(exemplar, self.channels_first)))], dim=1)
+
+    def _trunk(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cache(x, self.trunk_output) if self.cache is not None else self.trunk_output(x)
 
     def trunk_output(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float images -> the trunk's (N, D) embedding, or its (N, C, h, w) map ``layer``."""
@@ -245,7 +299,11 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             return self.cnn.features(self.preprocess(x), upto=self.layer)[self.layer]
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-        feats = self.image_features(observations[self.image_key], observations.get(self.gate) if self.gate else None)
+        feats = self.image_features(
+            observations[self.image_key],
+            observations.get(self.gate) if self.gate else None,
+            observations.get(self.exemplar) if self.exemplar else None,
+        )
         if self.extra is None:
             return feats
         extra = torch.cat([observations[k].float().flatten(1) for k in self.others], dim=1)
@@ -292,12 +350,13 @@ def policy_kwargs(
     layer: str | None = None,
     cache_mb: float = CACHE_MB,
     gate: str | None = None,
+    exemplar: str | None = None,
 ) -> dict[str, Any]:
     """``policy_kwargs`` for SB3 ``MultiInputPolicy`` (PPO, SAC, ...) with an ``EmbodiedExtractor``.
 
     The trunk's config is recorded in the kwargs so :func:`embodied.rl.models.load_model` can rebuild a saved
     policy without the original checkpoint. ``net_arch`` defaults to SB3's own (64, 64 / 256, 256).
-    ``features`` / ``keypoints`` / ``layer`` / ``cache_mb`` / ``gate``: see :class:`EmbodiedExtractor`.
+    ``features`` / ``keypoints`` / ``layer`` / ``cache_mb`` / ``gate`` / ``exemplar``: see :class:`EmbodiedExtractor`.
     """
     encoder = str(encoder)
     kwargs: dict[str, Any] = {
@@ -312,6 +371,7 @@ def policy_kwargs(
         "layer": layer,
         "cache_mb": cache_mb,
         "gate": gate,
+        "exemplar": exemplar,
     }
     config = encoder_trunk_config(encoder, seed=seed)
     if config is not None:

@@ -17,9 +17,14 @@ mask centre, flattened. Colour does not give the category away (objects take any
 
 :func:`goal_pointing` asks the policy's own question, with labels instead of reward: the
 comparison preset's image pathway (frozen trunk, goal-gated keypoints) with a linear head, fitted
-to point at the goal object. Chance is 1 / n_objects. ``env_kwargs={"category_colours": True}``
-runs both on the variant in which colour gives the category away: the reference for a pathway
-that can recognise.
+to point at the goal object. Chance is 1 / n_objects.
+
+:func:`exemplar_choices` asks it without labels or fitting: given the env's ``goal_rgb`` exemplar
+(another instance of the goal category, alone on the table), is the object whose map features
+are most like the exemplar's (:mod:`embodied.rl.exemplar`) the goal? A trunk whose
+features say "same category" across instances does better than chance (1 / n_objects);
+``pixels`` (mean colour) is the floor. ``env_kwargs={"category_colours": True}`` runs all three
+on the variant in which colour gives the category away: the reference for features that can recognise.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from embodied.encoder import load_encoder
 from embodied.envs.reach import FINGER_RANGE
 from embodied.eval.bootstrap import ClusterBootstrap, Interval
 from embodied.eval.classify import linear_probe_predict
+from embodied.rl.exemplar import match_scores
 from embodied.rl.extractor import EmbodiedExtractor, policy_kwargs
 
 PIXEL_CROP_RADIUS = 8  # px at 64 px: the crop covers the largest object's footprint
@@ -55,7 +61,8 @@ class ObjectScenes:
     images (S, 3, H, W) float in [0, 1]; masks (S, n, H, W) bool, one per object slot;
     categories (S, n) category index (into the env's categories); instances (S, n) library uid;
     proprio (S, 4) and goal (S, K) as the observation gives them; centres (S, n, 2) m and
-    goal_slot (S,) index of the goal object, from ``info``.
+    goal_slot (S,) index of the goal object, from ``info``; exemplars (S, 3, H, W) float in [0, 1],
+    the ``goal_rgb`` exemplar of each scene's goal category.
     """
 
     images: torch.Tensor
@@ -66,6 +73,7 @@ class ObjectScenes:
     goal: torch.Tensor
     centres: np.ndarray
     goal_slot: np.ndarray
+    exemplars: torch.Tensor
 
     def observations(self, idx: np.ndarray | slice) -> dict[str, torch.Tensor]:
         """The policy's Dict observation of scenes ``idx`` (channel-first images, as SB3 hands them over)."""
@@ -73,15 +81,19 @@ class ObjectScenes:
 
 
 def render_scenes(n_scenes: int, split: str, seed: int, env_kwargs: dict[str, Any] | None = None) -> ObjectScenes:
-    """``n_scenes`` ReachObject resets (seeds ``seed`` .. ``seed + n_scenes - 1``) with object masks."""
-    env = gym.make("embodied/ReachObject-v0", split=split, **(env_kwargs or {}))
+    """``n_scenes`` ReachObject resets (seeds ``seed`` .. ``seed + n_scenes - 1``) with object masks.
+
+    The env draws the exemplar after the scene, so the scenes are those of the env without ``goal_image``.
+    """
+    env = gym.make("embodied/ReachObject-v0", split=split, **{**(env_kwargs or {}), "goal_image": True})
     raw = env.unwrapped
-    images, masks, cats, uids, proprio, goal, centres, slots = [], [], [], [], [], [], [], []
+    images, masks, cats, uids, proprio, goal, centres, slots, exemplars = [], [], [], [], [], [], [], [], []
     for s in tqdm(range(n_scenes), desc=f"{split} scenes", leave=False):
         obs, info = env.reset(seed=seed + s)
         seg = raw.camera.render(raw.sim, raw.view, seg=True).seg
         ids = [raw.sim.bodies[f"object{i}"] for i in range(raw.n_objects)]
         images.append(torch.from_numpy(obs["rgb"]).permute(2, 0, 1).float() / 255.0)
+        exemplars.append(torch.from_numpy(obs["goal_rgb"]).permute(2, 0, 1).float() / 255.0)
         masks.append(torch.from_numpy(np.stack([seg == i for i in ids])))
         cats.append([raw.categories.index(c.category) for c in raw.specs])
         uids.append(info["instances"])
@@ -99,6 +111,7 @@ def render_scenes(n_scenes: int, split: str, seed: int, env_kwargs: dict[str, An
         torch.from_numpy(np.stack(goal)),
         np.stack(centres),
         np.asarray(slots),
+        torch.stack(exemplars),
     )
 
 
@@ -124,20 +137,65 @@ def pixel_crops(images: torch.Tensor, masks: torch.Tensor, radius: int = PIXEL_C
     return torch.stack(out).view(images.shape[0], masks.shape[1], -1)
 
 
+def exemplar_choice(scene_maps: torch.Tensor, exemplar_maps: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
+    """(S,) index of the object most like the exemplar: (S, C, h, w) scene and exemplar maps, (S, n, H, W)
+    object masks. Each object scores :func:`embodied.rl.exemplar.match_scores` averaged over the cells
+    it covers (:func:`pool_masks`)."""
+    return pool_masks(match_scores(scene_maps, exemplar_maps)[:, None], masks)[..., 0].argmax(-1).numpy()
+
+
+def exemplar_choices(encoder: str, scenes: ObjectScenes, seed: int = 0, layer: str | None = None) -> np.ndarray:
+    """(S,) the object :func:`exemplar_choice` picks on ``encoder``'s map ``layer`` ("pixels": the images
+    themselves, i.e. mean colour); ``== scenes.goal_slot`` where it is the goal."""
+    if encoder == "pixels":
+        maps = scenes.images, scenes.exemplars
+    else:
+        maps = tuple(_trunk_maps(encoder, x, seed, layer) for x in (scenes.images, scenes.exemplars))
+    return exemplar_choice(*maps, scenes.masks)
+
+
+def follow_returns(
+    chosen: np.ndarray, split: str, seed: int, env_kwargs: dict[str, Any] | None = None, max_steps: int = 50
+) -> np.ndarray:
+    """(S,) episode returns of the scripted oracle sent to object ``chosen[s]`` of scene ``s`` (the scenes of
+    :func:`render_scenes` with the same ``split`` / ``seed`` / ``env_kwargs``): what a policy that controls
+    perfectly and recognises as ``chosen`` does would earn under the env's reward. Staying put earns 0."""
+    from embodied.envs.reach_object import ReachObjectOracle
+
+    env = gym.make("embodied/ReachObject-v0", split=split, **(env_kwargs or {}))
+    oracle = ReachObjectOracle.for_env(env)
+    out = np.zeros(len(chosen))
+    for s, k in enumerate(tqdm(chosen, desc="following the choices", leave=False)):
+        obs, info = env.reset(seed=seed + s)
+        for _ in range(max_steps):
+            seen = {**info, "target": info["objects"][int(k)], "target_slot": int(k)}
+            obs, reward, term, trunc, info = env.step(oracle(obs, seen))
+            out[s] += reward
+            if term or trunc:
+                break
+    env.close()
+    return out
+
+
+def _trunk_maps(encoder: str, images: torch.Tensor, seed: int, layer: str | None, batch: int = 256) -> torch.Tensor:
+    """(S, 3, H, W) images -> (S, C, h, w) ``encoder``'s map ``layer`` (default: the last conv layer)."""
+    enc = load_encoder(encoder, seed=seed)
+    layer = layer or f"conv{enc.config.depth}"
+    with torch.no_grad():
+        return torch.cat(
+            [
+                enc.trunk.features(enc.preprocess(images[i : i + batch]), upto=layer)[layer].float()
+                for i in range(0, len(images), batch)
+            ]
+        )
+
+
 def trunk_object_features(
     encoder: str, scenes: ObjectScenes, seed: int = 0, layer: str | None = None, batch: int = 256
 ) -> torch.Tensor:
     """(S, n, C): ``encoder``'s (a checkpoint / run dir or "random") map ``layer`` (default: the last
     conv layer, the one the RL keypoints use) pooled over each object."""
-    enc = load_encoder(encoder, seed=seed)
-    layer = layer or f"conv{enc.config.depth}"
-    outs = []
-    with torch.no_grad():
-        for i in range(0, len(scenes.images), batch):
-            x = scenes.images[i : i + batch]
-            fmap = enc.trunk.features(enc.preprocess(x), upto=layer)[layer].float()
-            outs.append(pool_masks(fmap, scenes.masks[i : i + batch]))
-    return torch.cat(outs)
+    return pool_masks(_trunk_maps(encoder, scenes.images, seed, layer, batch), scenes.masks)
 
 
 def probe_correct(train: tuple[torch.Tensor, np.ndarray], test: tuple[torch.Tensor, np.ndarray]) -> np.ndarray:
@@ -205,7 +263,11 @@ def object_probe(
     - ``"category"``: held-out category accuracy of each object from the map ``layer`` (and ``pixels``
       crops; NatureCNN, which has no frozen map, is left out); intervals resample held-out instances;
     - ``"goal_pointing"``: :func:`goal_pointing` per encoder (none when ``goal_steps`` is 0);
-      intervals resample the goal objects' instances.
+      intervals resample the goal objects' instances;
+    - ``"exemplar_matching"``: :func:`exemplar_choices` on the held-out scenes, for ``pixels`` and each
+      encoder but NatureCNN, the fraction it gets right; intervals resample the goal objects' instances;
+    - ``"matching_return"``: the mean return of :func:`follow_returns` to those choices (the
+      "accuracy" entries hold mean returns here): what acting on the match would earn.
     """
     train = render_scenes(n_train, "train", seed, env_kwargs)
     test = render_scenes(n_test, "heldout", seed + TEST_SEED_OFFSET, env_kwargs)
@@ -213,16 +275,25 @@ def object_probe(
     crops = [pixel_crops(s.images, s.masks) for s in (train, test)]
     category = {"pixels": probe_correct(*zip(crops, labels, strict=True))}
     pointing: dict[str, np.ndarray] = {}
+    chosen = {"pixels": exemplar_choices("pixels", test)}
     for label, enc in tqdm(encoders.items(), desc="encoders", leave=False):
         if enc != "nature":
             feats = [trunk_object_features(enc, s, seed=seed, layer=layer) for s in (train, test)]
             category[label] = probe_correct(*zip(feats, labels, strict=True))
+            chosen[label] = exemplar_choices(enc, test, seed=seed, layer=layer)
         if goal_steps:
             pointing[label] = goal_pointing(enc, train, test, steps=goal_steps, seed=seed)
-    goal_instances = test.instances[np.arange(len(test.goal_slot)), test.goal_slot]
+    goal_instances = ClusterBootstrap(test.instances[np.arange(len(test.goal_slot)), test.goal_slot], seed=seed)
     return {
         "category": _summarise(category, ClusterBootstrap(test.instances.reshape(-1), seed=seed)),
-        "goal_pointing": _summarise(pointing, ClusterBootstrap(goal_instances, seed=seed)) if pointing else {},
+        "goal_pointing": _summarise(pointing, goal_instances) if pointing else {},
+        "exemplar_matching": _summarise(
+            {k: (c == test.goal_slot).astype(np.float64) for k, c in chosen.items()}, goal_instances
+        ),
+        "matching_return": _summarise(
+            {k: follow_returns(c, "heldout", seed + TEST_SEED_OFFSET, env_kwargs) for k, c in chosen.items()},
+            goal_instances,
+        ),
     }
 
 
@@ -233,5 +304,16 @@ def _summarise(correct: dict[str, np.ndarray], boot: ClusterBootstrap) -> dict[s
     return out
 
 
-__all__ = ["ObjectScenes", "goal_pointing", "object_probe", "pixel_crops", "pool_masks", "probe_correct",
-           "render_scenes", "trunk_object_features"]  # fmt: skip
+__all__ = [
+    "ObjectScenes",
+    "exemplar_choice",
+    "exemplar_choices",
+    "follow_returns",
+    "goal_pointing",
+    "object_probe",
+    "pixel_crops",
+    "pool_masks",
+    "probe_correct",
+    "render_scenes",
+    "trunk_object_features",
+]

@@ -44,8 +44,9 @@ def test_preset_registers_reach_object():
     e.close()
 
 
-def test_checkers_pass():
-    e = gym.make("embodied/ReachObject-v0", render_mode="rgb_array")
+@pytest.mark.parametrize("goal_image", [False, True])
+def test_checkers_pass(goal_image):
+    e = gym.make("embodied/ReachObject-v0", render_mode="rgb_array", goal_image=goal_image)
     with warnings.catch_warnings():
         warnings.simplefilter("error", category=UserWarning)
         check_env(e.unwrapped, skip_render_check=False)
@@ -144,6 +145,7 @@ def test_reward_is_progress_plus_bonus(env):
         {"wrong_penalty": float("nan")},
         {"render_mode": "human"},
         {"category_colours": "yes"},
+        {"goal_image": 1},
     ],
 )
 def test_bad_arguments_are_value_errors(kwargs):
@@ -181,6 +183,34 @@ def test_category_colours_paint_each_object_in_its_categorys_colour():
     painted.close()
 
 
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_goal_image_shows_another_instance_of_the_goal_category_alone(split):
+    """The exemplar: the goal's category, not the goal's instance, of the same split, centred, without
+    the fingertip, fixed for the episode; the scene is that of the env without it."""
+    from embodied.envs.reach import TABLE_RGB
+
+    plain, named = ReachObjectEnv(split=split), ReachObjectEnv(split=split, goal_image=True)
+    assert named.observation_space["goal_rgb"].shape == (64, 64, 3)
+    uids = {s.uid: s for s in objects.instances(split)}
+    for seed in range(6):
+        a, info_a = plain.reset(seed=seed)
+        b, info = named.reset(seed=seed)
+        assert (a["rgb"] == b["rgb"]).all() and info["target_instance"] == info_a["target_instance"]
+        exemplar = uids[info["exemplar_instance"]]  # a KeyError would mean another split
+        assert exemplar.uid != info["target_instance"] and exemplar.category == info["target_category"]
+        ys, xs = np.nonzero((b["goal_rgb"] != TABLE_RGB).any(-1))
+        assert len(ys) > 0 and abs(ys.mean() - 31.5) < 6 and abs(xs.mean() - 31.5) < 6  # one object, centred
+        red = (b["goal_rgb"][..., 0] > 200) & (b["goal_rgb"][..., 1] < 60) & (b["goal_rgb"][..., 2] < 60)
+        assert not red.any()  # no fingertip
+        for _ in range(5):
+            obs, *_, step_info = named.step(named.action_space.sample())
+            assert (obs["goal_rgb"] == b["goal_rgb"]).all() and step_info["exemplar_instance"] == exemplar.uid
+    again, _ = named.reset(seed=5)
+    assert (again["goal_rgb"] == b["goal_rgb"]).all()  # a pure function of the seed
+    plain.close()
+    named.close()
+
+
 def test_render_frame():
     e = gym.make("embodied/ReachObject-v0", render_mode="rgb_array", render_size=96)
     e.reset(seed=0)
@@ -189,13 +219,14 @@ def test_render_frame():
     e.close()
 
 
-def test_ppo_smoke_run(tmp_path):
-    """PPO on the new task through the RL runner with the comparison's preset (gated keypoints, cached
-    frozen trunk), cut short, headless; the saved model reloads and acts."""
+@pytest.mark.parametrize("name", ["reach_object_ppo", "reach_object_exemplar_ppo"])
+def test_ppo_smoke_run(tmp_path, name):
+    """PPO on the new task through the RL runner with the comparison's presets (gated keypoints, cached
+    frozen trunk; the goal named by example), cut short, headless; the saved model reloads and acts."""
     from embodied.rl import RLConfig, load_preset, load_sb3_policy, train
 
     threads = torch.get_num_threads()
-    preset = load_preset("reach_object_ppo")
+    preset = load_preset(name)
     assert preset["gate"] == "goal" and preset["features"] == "keypoints"
     short = dict(steps=128, n_envs=2, vec="dummy", n_steps=32, batch_size=32, n_epochs=1, eval_episodes=2, threads=1)
     cfg = RLConfig(**{**preset, **short}, quiet=True, out=tmp_path / "run")
@@ -209,7 +240,7 @@ def test_ppo_smoke_run(tmp_path):
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["env"] == "embodied/ReachObject-v0" and run["eval_timesteps"][-1] == summary["steps"]
     policy = load_sb3_policy(tmp_path / "run" / "model.zip")
-    env = gym.make("embodied/ReachObject-v0", split="heldout")
+    env = gym.make("embodied/ReachObject-v0", split="heldout", **preset["env_kwargs"])
     obs, info = env.reset(seed=3)
     action = policy(obs, info)
     assert action.shape == (2,) and env.action_space.contains(action.astype(np.float32))

@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from embodied.rl.object_probe import goal_pointing, object_probe, pixel_crops, pool_masks, render_scenes
+from embodied.rl.object_probe import (
+    exemplar_choices,
+    follow_returns,
+    goal_pointing,
+    object_probe,
+    pixel_crops,
+    pool_masks,
+    render_scenes,
+)
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "probe_objects.py"
 
@@ -59,17 +67,24 @@ def test_object_probe_end_to_end(tmp_path):
     assert set(result["category"]["accuracy"]) == {"pixels", "random"}  # NatureCNN has no frozen map
     assert set(result["goal_pointing"]["accuracy"]) == {"random", "nature"}
     assert set(result["goal_pointing"]["minus_random"]) == {"nature"}
-    for part in result.values():
-        for iv in part["accuracy"].values():
+    assert (
+        set(result["exemplar_matching"]["accuracy"])
+        == set(result["matching_return"]["accuracy"])
+        == {"pixels", "random"}
+    )
+    for name in ("category", "goal_pointing", "exemplar_matching"):
+        for iv in result[name]["accuracy"].values():
             assert 0.0 <= iv.lo <= iv.value <= iv.hi <= 1.0
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--encoders", "random", "--train-scenes", "8", "--test-scenes", "4",
-         "--goal-steps", "2", "--category-colours", "--out", str(tmp_path)], capture_output=True, text=True,
+         "--goal-steps", "2", "--category-colours", "--env-kwargs", "n_objects=2", "--out", str(tmp_path)],
+        capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     out = json.loads((tmp_path / "probe.json").read_text())
-    assert out["chance"] == pytest.approx({"category": 0.25, "goal_pointing": 1 / 3})
-    assert out["env_kwargs"] == {"category_colours": True} and set(out["goal_pointing"]["accuracy"]) == {"random"}
+    assert out["chance"] == pytest.approx({"category": 0.25, "goal_pointing": 1 / 2, "exemplar_matching": 1 / 2})
+    assert out["env_kwargs"] == {"n_objects": 2, "category_colours": True}
+    assert set(out["goal_pointing"]["accuracy"]) == {"random"}
     assert (tmp_path / "probe.png").stat().st_size > 0 and "| random |" in (tmp_path / "probe.md").read_text()
 
 
@@ -78,6 +93,20 @@ def test_goal_pointing_learns_the_colour_variant():
     kw = {"category_colours": True}
     train, test = render_scenes(200, "train", 0, kw), render_scenes(60, "heldout", 10**6, kw)
     assert goal_pointing("random", train, test, steps=600).mean() > 0.5  # chance 1/3; measured 0.63
+
+
+def test_exemplar_matching_by_colour_is_perfect_on_the_colour_variant():
+    """Objects in their category's colour: the exemplar's mean colour names the goal object in every scene."""
+    scenes = render_scenes(30, "heldout", 10**6, {"category_colours": True})
+    assert (exemplar_choices("pixels", scenes) == scenes.goal_slot).all()
+
+
+def test_following_the_goal_succeeds_and_a_wrong_choice_pays_the_penalty():
+    scenes = render_scenes(6, "heldout", 10**6)
+    right = follow_returns(scenes.goal_slot, "heldout", 10**6)
+    wrong = follow_returns((scenes.goal_slot + 1) % 3, "heldout", 10**6)
+    assert (right > 5.0).all()  # the bonus plus the progress made
+    assert (wrong < 0.0).all() and (wrong > -5.0 - 10.0 * 0.5).all()  # the penalty, whatever progress was made
 
 
 def test_probe_cli_refuses_a_missing_checkpoint_in_one_line(tmp_path):

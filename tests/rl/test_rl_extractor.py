@@ -148,3 +148,35 @@ def test_gate_makes_the_keypoints_follow_the_goal(ckpt):
             EmbodiedExtractor(space, **{**kw, **bad})
     assert EmbodiedExtractor(space, **{**kw, "gate": ""}).keypoints.cond is None  # --gate '' unsets a preset's gate
     assert EmbodiedExtractor(space, **policy_kwargs("nature", gate="goal")["features_extractor_kwargs"]).gate is None
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_sb3_policies_keep_the_trunks_weights(algo, ckpt):
+    """PPO's orthogonal initialisation of its features extractor must not reach the trunk: the policy
+    acts through the checkpoint's weights (a "random" trunk keeps its own); NatureCNN is still initialised."""
+    from stable_baselines3 import SAC
+
+    from embodied.encoder import load_encoder
+
+    venv = make_vec_env("embodied/Reach-v0", n_envs=1, seed=0)
+    cls = {"ppo": PPO, "sac": SAC}[algo]
+    for encoder in (ckpt, "random"):
+        model = cls("MultiInputPolicy", venv, seed=0, device="cpu", policy_kwargs=policy_kwargs(encoder))
+        want = load_encoder(encoder, seed=0).trunk.state_dict()
+        for ext in {id(m): m for m in model.policy.modules() if isinstance(m, EmbodiedExtractor)}.values():
+            got = ext.cnn.state_dict()
+            assert all(torch.equal(got[k], want[k]) for k in want), encoder
+    nature = PPO("MultiInputPolicy", venv, seed=0, device="cpu", policy_kwargs=policy_kwargs("nature"))
+    conv = nature.policy.features_extractor.cnn.cnn[0].weight.detach().flatten(1)
+    gram = conv @ conv.T  # orthogonal rows, scaled by the gain sqrt(2)
+    torch.testing.assert_close(gram, 2.0 * torch.eye(len(gram)), atol=1e-4, rtol=0)
+    venv.close()
+
+
+def test_proprio_dim_zero_passes_the_other_keys_on_as_they_are(ckpt, dict_space):
+    kwargs = policy_kwargs(ckpt, features="keypoints", keypoints=3, proprio_dim=0)["features_extractor_kwargs"]
+    ext = EmbodiedExtractor(dict_space(), **kwargs)
+    assert ext.features_dim == 2 * 3 + 2
+    proprio = torch.tensor([[0.25, -0.5], [1.0, 0.0]])
+    out = ext({"rgb": torch.rand(2, 3, 64, 64), "proprio": proprio})
+    torch.testing.assert_close(out[:, 6:], proprio)
