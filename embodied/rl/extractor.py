@@ -29,7 +29,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureC
 from torch import nn
 
 from embodied.encoder import load_encoder
-from embodied.rl.exemplar import ExemplarMatch
+from embodied.rl.exemplar import ExemplarMatch, expected_xy
 from embodied.rl.feature_cache import FeatureCache
 
 BUILTIN_ENCODERS = ("random", "nature")
@@ -104,12 +104,7 @@ class SpatialSoftmax(nn.Module):
             wb = self.cond(cond.float().flatten(1)).view(n, self.n_keypoints, c + 1)
             scores = scores + torch.einsum("nkc,ncp->nkp", wb[..., :c], x.flatten(2)) + wb[..., c:]
         attn = (scores / self.log_temperature.exp()).softmax(-1)
-        ys, xs = torch.meshgrid(
-            torch.linspace(-1.0, 1.0, h, device=x.device, dtype=attn.dtype),
-            torch.linspace(-1.0, 1.0, w, device=x.device, dtype=attn.dtype),
-            indexing="ij",
-        )
-        return torch.cat([(attn * xs.flatten()).sum(-1), (attn * ys.flatten()).sum(-1)], dim=1)
+        return expected_xy(attn, h, w)
 
 
 class EmbodiedExtractor(BaseFeaturesExtractor):
