@@ -33,6 +33,9 @@ CENTER_BOX = ((0.5, 0.6), (-0.05, 0.05))  # m, where the object is dropped (x, y
 # randomised views (randomize=True)
 RANDOM_ELEVATION = (math.radians(10.0), math.radians(70.0))
 FILL = (0.25, 1.0)  # target share of the frame side spanned by the projected bounding box (the mask spans less)
+# overhead views (overhead_share > 0): near the straight-down, small views of the RL tasks' camera
+OVERHEAD_ELEVATION = (math.radians(75.0), math.radians(89.0))  # 90 would leave look_at without an up direction
+OVERHEAD_FILL = (0.15, 0.35)  # bounding-box span; ReachObject's masks span 0.11-0.23 (5-95 %), median 0.19
 MIN_GAP = 0.06  # m kept between the camera and the object's bounding sphere
 WALL_BEHIND = 0.9  # m from the object to the back wall (table views)
 ROOM_SEEDS = 10**8  # room seeds are drawn in [0, ROOM_SEEDS): far below the evaluation's (1e9 and up)
@@ -102,6 +105,9 @@ class LookEnv(TabletopEnv):
       about half the views are ``centric``-like (0.40-0.70) and the rest ``context``-like
       (smaller); in a room the camera moves in when furniture would stand between it and the
       object; ``info["fill"]`` is the span measured from the mask;
+    * with probability ``overhead_share`` (0 by default) the view is from nearly straight above and
+      small instead, as the RL tasks' fixed camera sees objects: elevation uniform in
+      ``OVERHEAD_ELEVATION`` (75-89 deg) and ``f`` in ``OVERHEAD_FILL`` (0.15-0.35);
     * light direction uniform in ``LIGHT_RANGE`` ([-1, 1] x [-1, 1] x [0.3, 1.5]);
     * on the table: the table's and the back wall's textures (training-only pool) and tints,
       the wall standing ``WALL_BEHIND`` m behind the object, facing the camera (as in the
@@ -131,20 +137,26 @@ class LookEnv(TabletopEnv):
     ## Arguments
 
     ``views``: observations per episode (K, >= 2). ``room_share``: the share of randomised
-    episodes taken inside an ego-motion room (0: always on the table). The rest as
+    episodes taken inside an ego-motion room (0: always on the table). ``overhead_share``: the share
+    of randomised views taken from nearly overhead (0: none, and the views of before bit for bit). The rest as
     ``TabletopEnv`` (``randomize``, ``size``, ...).
     """
 
     default_n_objects: Any = 1
     workspace = CENTER_BOX  # near the table's middle, so every orbit view sees table below the object
 
-    def __init__(self, *, views: int = 8, room_share: float = 0.5, **kwargs: Any) -> None:
+    def __init__(self, *, views: int = 8, room_share: float = 0.5, overhead_share: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or views < 2:
             raise ValueError(f"views={views!r}; expected an integer >= 2")
         if not (isinstance(room_share, (int, float)) and 0.0 <= room_share <= 1.0):
             raise ValueError(f"room_share={room_share!r}; expected a share in [0, 1]")
         self.room_share = float(room_share)
+        if isinstance(overhead_share, bool) or not (
+            isinstance(overhead_share, (int, float)) and 0.0 <= overhead_share <= 1.0
+        ):
+            raise ValueError(f"overhead_share={overhead_share!r}; expected a share in [0, 1]")
+        self.overhead_share = float(overhead_share)
         self.room_camera = Camera(self.size, self.size, fov=HEAD_FOV, near=0.02, far=ROOM_FAR)
         self._room: Any = None  # the Scene of a room episode, None on the table
         self.room_sim: BulletSim | None = None  # the rooms' world, made at the first room episode
@@ -252,8 +264,10 @@ class LookEnv(TabletopEnv):
             dist = float(self.np_random.uniform(*DISTANCE))
             return np.array([az, el, dist])
         rng = self.np_random
-        el = float(rng.uniform(*RANDOM_ELEVATION))
-        fill = float(rng.uniform(*FILL))
+        # drawn only when asked for, so that overhead_share=0 keeps the views of before bit for bit
+        overhead = self.overhead_share > 0 and rng.random() < self.overhead_share
+        el = float(rng.uniform(*(OVERHEAD_ELEVATION if overhead else RANDOM_ELEVATION)))
+        fill = float(rng.uniform(*(OVERHEAD_FILL if overhead else FILL)))
         direction = self._direction(az, el)
         radius = float(np.linalg.norm(self._corners[7] - self._corners[0]) / 2.0)
         dist = radius / (fill * math.tan(math.radians(HEAD_FOV) / 2.0))  # the bounding sphere spans ``fill``

@@ -89,9 +89,18 @@ def run_seed(command: list[str], run_dir: Path, name: str) -> Path:
     return run_dir
 
 
-def steps_to(timesteps: np.ndarray, curve: np.ndarray, threshold: float) -> int | None:
-    """The first evaluated step at which ``curve`` reaches ``threshold`` (None: never)."""
-    hit = np.nonzero(curve >= threshold - REACHED_TOLERANCE)[0]
+def steps_to(timesteps: np.ndarray, curve: np.ndarray, threshold: float, sustained: bool = False) -> int | None:
+    """The first evaluated step at which ``curve`` reaches ``threshold`` (None: never).
+
+    ``sustained``: the first step from which it stays there to the last evaluation. A curve near the
+    random-action level crosses a low threshold by chance early on, and then the first crossing says
+    nothing about learning; the sustained one does not count those."""
+    above = curve >= threshold - REACHED_TOLERANCE
+    if sustained:
+        below = np.nonzero(~above)[0]
+        first = below[-1] + 1 if len(below) else 0
+        return int(timesteps[first]) if first < len(above) else None
+    hit = np.nonzero(above)[0]
     return int(timesteps[hit[0]]) if len(hit) else None
 
 
@@ -128,17 +137,20 @@ def aggregate(runs: dict[str, list[Path]], threshold: float | None) -> dict[str,
     result["threshold"] = threshold
     if threshold is None:
         return result
-    base = None
-    if "random" in result["encoders"]:
-        r = result["encoders"]["random"]
-        base = steps_to(np.asarray(r["timesteps"]), np.asarray(r["success_mean"]), threshold)
-    for e in result["encoders"].values():
-        t = np.asarray(e["timesteps"])
-        e["steps_to_threshold"] = steps_to(t, np.asarray(e["success_mean"]), threshold)
-        e["steps_to_threshold_per_seed"] = [steps_to(t, np.asarray(s), threshold) for s in e["success_per_seed"]]
-        s = e["steps_to_threshold"]
-        e["ratio_to_random"] = (s / base) if (s is not None and base) else None
-    result["random_steps_to_threshold"] = base
+    for sustained, suffix in ((False, ""), (True, "_sustained")):
+        base = None
+        if "random" in result["encoders"]:
+            r = result["encoders"]["random"]
+            base = steps_to(np.asarray(r["timesteps"]), np.asarray(r["success_mean"]), threshold, sustained)
+        for e in result["encoders"].values():
+            t = np.asarray(e["timesteps"])
+            s = steps_to(t, np.asarray(e["success_mean"]), threshold, sustained)
+            e[f"steps_to_threshold{suffix}"] = s
+            e[f"ratio_to_random{suffix}"] = (s / base) if (s is not None and base) else None
+            if not sustained:
+                per_seed = e["success_per_seed"]
+                e["steps_to_threshold_per_seed"] = [steps_to(t, np.asarray(c), threshold) for c in per_seed]
+        result[f"random_steps_to_threshold{suffix}"] = base
     _paired_to_random(result["encoders"])
     return result
 
@@ -186,19 +198,22 @@ def table(result: dict[str, Any]) -> str:
         f"threshold: held-out success >= {thr:.3f}" if thr is not None else "threshold: none (no random run)",
         "",
         "| encoder | seeds | final success [95 % interval] | minus random (paired by seed) | final return "
-        "| steps to threshold (mean curve) | per seed | vs random | env steps/s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| steps to threshold (mean curve) | per seed | vs random | stays above from (mean curve) | vs random "
+        "| env steps/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label, e in result["encoders"].items():
-        s = e.get("steps_to_threshold")
-        ratio = e.get("ratio_to_random")
         per_seed = ", ".join("never" if v is None else str(v) for v in e.get("steps_to_threshold_per_seed", []))
-        reached = "-" if thr is None else ("never" if s is None else str(s))  # no threshold: nothing to reach
+        reached = [
+            "-" if thr is None else ("never" if (s := e.get(f"steps_to_threshold{x}")) is None else str(s))
+            for x in ("", "_sustained")
+        ]  # no threshold: nothing to reach
+        ratio = ["-" if (r := e.get(f"ratio_to_random{x}")) is None else f"{r:.2f}x" for x in ("", "_sustained")]
         lines.append(
             f"| {label} | {len(e['seeds'])} | {_iv(e['final_success_interval'])} "
             f"| {_iv(e.get('final_minus_random'), signed=True)} "
-            f"| {e['final_return_mean']:.1f} | {reached} | {per_seed or '-'} "
-            f"| {'-' if ratio is None else f'{ratio:.2f}x'} | {e['env_steps_per_s']:.0f} |"
+            f"| {e['final_return_mean']:.1f} | {reached[0]} | {per_seed or '-'} "
+            f"| {ratio[0]} | {reached[1]} | {ratio[1]} | {e['env_steps_per_s']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 

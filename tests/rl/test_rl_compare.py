@@ -57,17 +57,18 @@ def test_aggregate_threshold_is_randoms_final_success(tmp_path):
     np.testing.assert_allclose(mine["success_std"], [0.25, 0.25, 0.0])
     assert mine["steps_to_threshold"] == 10 and mine["steps_to_threshold_per_seed"] == [10, 0]
     assert mine["ratio_to_random"] == 0.5 and mine["env_steps_per_s"] == 100.5
+    assert result["random_steps_to_threshold_sustained"] == 20 and mine["steps_to_threshold_sustained"] == 10
+    assert mine["ratio_to_random_sustained"] == 0.5
     assert result["encoders"]["random"]["steps_to_threshold_per_seed"] == [20, 10]
     md = table(result)
     assert mine["final_success_interval"] == [1.0, 1.0, 1.0] and mine["final_minus_random"] == [0.5, 0.5, 0.5]
     assert "final_minus_random" not in result["encoders"]["random"]
-    assert "| mine | 2 | 1.00 [1.00, 1.00] | +0.50 [+0.50, +0.50] | 0.0 | 10 | 10, 0 | 0.50x | 100 |" in md
+    assert "| mine | 2 | 1.00 [1.00, 1.00] | +0.50 [+0.50, +0.50] | 0.0 | 10 | 10, 0 | 0.50x | 10 | 0.50x | 100 |" in md
     plot_comparison(result, tmp_path / "c.png", "t")
     assert (tmp_path / "c.png").stat().st_size > 0
     alone = table(aggregate({"mine": runs["mine"]}, None))  # no random run, no --threshold: nothing to reach
-    assert (
-        "threshold: none (no random run)" in alone and "| mine | 2 | 1.00 [1.00, 1.00] | - | 0.0 | - | - | - |" in alone
-    )
+    assert "threshold: none (no random run)" in alone
+    assert "| mine | 2 | 1.00 [1.00, 1.00] | - | 0.0 | - | - | - | - | - |" in alone
 
 
 def test_t_interval_against_hand_computed_values():
@@ -83,6 +84,10 @@ def test_t_interval_against_hand_computed_values():
 def test_steps_to_and_encoder_labels(tmp_path):
     assert steps_to(np.array([0, 5, 9]), np.array([0.1, 0.3, 0.2]), 0.3) == 5
     assert steps_to(np.array([0, 5]), np.array([0.1, 0.2]), 0.3) is None
+    # sustained: from the last crossing on, never when the curve ends below
+    assert steps_to(np.array([0, 5, 9]), np.array([0.1, 0.3, 0.2]), 0.3, sustained=True) is None
+    assert steps_to(np.array([0, 5, 9, 12]), np.array([0.3, 0.1, 0.3, 0.4]), 0.3, sustained=True) == 9
+    assert steps_to(np.array([0, 5]), np.array([0.5, 0.6]), 0.3, sustained=True) == 0
     assert parse_encoders(["random", "curious=runs/c"]) == {"random": "random", "curious": "runs/c"}
     with pytest.raises(UserError, match="--encoders"):
         parse_encoders(["random", "random"])
