@@ -137,7 +137,7 @@ def test_look_takes_views_in_rooms_and_on_tables_with_fixed_info_shapes():
     assert min(fills) < 0.35 and max(fills) > 0.6, f"fills {np.round(fills, 2)}"
 
 
-def test_look_overhead_views_look_down_at_a_small_object_and_leave_the_default_views_alone():
+def test_look_overhead_views_look_down_at_a_small_object():
     from embodied.envs.look import OVERHEAD_ELEVATION
 
     env = LookEnv(size=64, views=4, overhead_share=1.0, room_share=0.0)
@@ -151,12 +151,6 @@ def test_look_overhead_views_look_down_at_a_small_object_and_leave_the_default_v
             obs, _, _, _, info = env.step(k)
     env.close()
     assert 0.05 < np.median(fills) < 0.3, f"fills {np.round(fills, 2)}"  # ReachObject's objects: median 0.19
-    default, zero = LookEnv(size=64, views=3), LookEnv(size=64, views=3, overhead_share=0.0)
-    for env in (default, zero):
-        env.reset(seed=4)
-    np.testing.assert_array_equal(default.step(1)[0]["rgb"], zero.step(1)[0]["rgb"])
-    for env in (default, zero):
-        env.close()
     with pytest.raises(ValueError, match="overhead_share=1.5; expected a share"):
         LookEnv(overhead_share=1.5)
 
