@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from tqdm import tqdm
 
@@ -17,12 +18,23 @@ STEPS_PER_EVAL_EPISODE = 1000  # default episodes per evaluation: one per this m
 
 class SeededEval(EvalCallback):
     """EvalCallback that replays the same seeded episodes at every evaluation (one at step 0 too)
-    and keeps count of the wall time it spends, so env steps/s can leave it out."""
+    and keeps count of the wall time it spends, so env steps/s can leave it out.
+
+    Beside SB3's arrays, evaluations.npz gets, per evaluation and episode (E, N), where the env's info
+    has them: ``closest``, the smallest ``info["distance"]`` (m) over the episode's steps, and
+    ``wrong``, ``info["wrong"]`` at its last step (it touched an object that was not the goal). They
+    tell a policy that never gets there from one that gets to the wrong object.
+    """
 
     def __init__(self, *args: Any, eval_seed: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.eval_seed = eval_seed
         self.eval_seconds = 0.0
+        self._closest_so_far: dict[int, float] = {}  # env index -> smallest distance of its running episode
+        self._closest_buffer: list[float] = []
+        self._wrong_buffer: list[bool] = []
+        self.evaluations_closest: list[list[float]] = []
+        self.evaluations_wrong: list[list[bool]] = []
 
     def _on_training_start(self) -> None:
         super()._on_training_start()
@@ -44,10 +56,45 @@ class SeededEval(EvalCallback):
         if not due:
             return True
         self.eval_env.seed(self.eval_seed)
+        self._closest_so_far, self._closest_buffer, self._wrong_buffer = {}, [], []
         t0 = time.perf_counter()
         keep_going = super()._on_step()
         self.eval_seconds += time.perf_counter() - t0
+        self._save_outcomes()
         return keep_going
+
+    def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
+        super()._log_success_callback(locals_, globals_)
+        info, i = locals_["info"], int(locals_["i"])
+        if "distance" in info:
+            self._closest_so_far[i] = min(self._closest_so_far.get(i, np.inf), float(info["distance"]))
+        if locals_["done"]:
+            if i in self._closest_so_far:
+                self._closest_buffer.append(self._closest_so_far.pop(i))
+            if "wrong" in info:
+                self._wrong_buffer.append(bool(info["wrong"]))
+
+    def _save_outcomes(self) -> None:
+        """Rewrites evaluations.npz (SB3 has just saved it) with ``closest`` and ``wrong`` added."""
+        if self.log_path is None or not (self._closest_buffer or self._wrong_buffer):
+            return
+        extra: dict[str, Any] = {}
+        for name, buffer, history in (
+            ("closest", self._closest_buffer, self.evaluations_closest),
+            ("wrong", self._wrong_buffer, self.evaluations_wrong),
+        ):
+            if buffer:
+                history.append(buffer)
+                extra[name] = np.asarray(history)
+        if self.evaluations_successes:
+            extra["successes"] = self.evaluations_successes
+        np.savez(
+            self.log_path,
+            timesteps=self.evaluations_timesteps,
+            results=self.evaluations_results,
+            ep_lengths=self.evaluations_length,
+            **extra,
+        )
 
 
 class ProgressBar(BaseCallback):

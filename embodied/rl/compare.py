@@ -130,6 +130,7 @@ def aggregate(runs: dict[str, list[Path]], threshold: float | None) -> dict[str,
             "final_success_std": float(succ[:, -1].std()),
             "final_success_interval": interval(succ[:, -1], (0.0, 1.0)),
             "final_return_mean": float(ret[:, -1].mean()),
+            **_outcomes(evs, n),
             "env_steps_per_s": float(np.mean([m["env_steps_per_s"] for m in meta])),
         }
     if threshold is None:
@@ -155,6 +156,19 @@ def aggregate(runs: dict[str, list[Path]], threshold: float | None) -> dict[str,
     return result
 
 
+def _outcomes(evs: list[dict[str, np.ndarray]], n: int) -> dict[str, Any]:
+    """Mean curves and final [mean, lo, hi] over seeds of the closest approach to the goal (m) and of
+    the wrong-touch rate, for envs that report them (absent otherwise)."""
+    out: dict[str, Any] = {}
+    for key, bounds in (("closest", (0.0, np.inf)), ("wrong", (0.0, 1.0))):
+        values = np.stack([e[key][:n] for e in evs])
+        if np.isnan(values).any():
+            continue
+        out[f"{key}_mean"] = values.mean(0).tolist()
+        out[f"final_{key}_interval"] = interval(values[:, -1], bounds)
+    return out
+
+
 def _paired_to_random(encoders: dict[str, Any]) -> None:
     """``final_minus_random`` of each encoder that ran random's seeds: per-seed differences, t-interval."""
     r = encoders.get("random")
@@ -174,13 +188,19 @@ def plot_comparison(result: dict[str, Any], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_s, ax_r) = plt.subplots(1, 2, figsize=(11, 4))
+    closest = any("closest_mean" in e for e in result["encoders"].values())
+    fig, axes = plt.subplots(1, 3 if closest else 2, figsize=(16 if closest else 11, 4))
+    ax_s, ax_r = axes[:2]
     for label, e in result["encoders"].items():
         t = np.asarray(e["timesteps"])
         for ax, key in ((ax_s, "success"), (ax_r, "return")):
             m, s = np.asarray(e[f"{key}_mean"]), np.asarray(e.get(f"{key}_ci", e[f"{key}_std"]))
             (line,) = ax.plot(t, m, "o-", ms=3, label=f"{label} (n={len(e['seeds'])})")
             ax.fill_between(t, m - s, m + s, color=line.get_color(), alpha=0.2)
+        if "closest_mean" in e:
+            axes[2].plot(t, e["closest_mean"], "o-", ms=3, color=line.get_color(), label=label)
+    if closest:
+        axes[2].set(xlabel="env steps", ylabel="m, mean over seeds", title="closest approach to the goal")
     if result.get("threshold") is not None:
         ax_s.axhline(result["threshold"], color="0.4", ls="--", lw=1, label="threshold")
     ax_s.set(xlabel="env steps", ylabel="held-out success rate", ylim=(-0.02, 1.02), title="success")
@@ -199,8 +219,8 @@ def table(result: dict[str, Any]) -> str:
         "",
         "| encoder | seeds | final success [95 % interval] | minus random (paired by seed) | final return "
         "| steps to threshold (mean curve) | per seed | vs random | stays above from (mean curve) | vs random "
-        "| env steps/s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| closest approach to the goal (m) | wrong touches | env steps/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label, e in result["encoders"].items():
         per_seed = ", ".join("never" if v is None else str(v) for v in e.get("steps_to_threshold_per_seed", []))
@@ -213,16 +233,17 @@ def table(result: dict[str, Any]) -> str:
             f"| {label} | {len(e['seeds'])} | {_iv(e['final_success_interval'])} "
             f"| {_iv(e.get('final_minus_random'), signed=True)} "
             f"| {e['final_return_mean']:.1f} | {reached[0]} | {per_seed or '-'} "
-            f"| {ratio[0]} | {reached[1]} | {ratio[1]} | {e['env_steps_per_s']:.0f} |"
+            f"| {ratio[0]} | {reached[1]} | {ratio[1]} | {_iv(e.get('final_closest_interval'), fmt='{:.3f}')} "
+            f"| {_iv(e.get('final_wrong_interval'))} | {e['env_steps_per_s']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def _iv(iv: list[float] | None, signed: bool = False) -> str:
+def _iv(iv: list[float] | None, signed: bool = False, fmt: str = "{:.2f}") -> str:
     """``[mean, lo, hi]`` as ``0.12 [0.05, 0.19]`` (the mean alone for one seed)."""
     if iv is None:
         return "-"
-    f = "{:+.2f}" if signed else "{:.2f}"
+    f = "{:+.2f}" if signed else fmt
     m, lo, hi = (f.format(v) for v in iv)
     return m if np.isnan(iv[1]) else f"{m} [{lo}, {hi}]"
 

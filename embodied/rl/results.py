@@ -10,10 +10,13 @@ TRAIN_RETURN_WINDOW = 20  # training episodes in the rolling mean behind the eva
 
 
 def read_evaluations(run_dir: str | Path) -> dict[str, np.ndarray]:
-    """timesteps (E,), success (E,) fraction and return (E,) mean over episodes, from eval/evaluations.npz."""
+    """From eval/evaluations.npz, per evaluation (E,): timesteps; success, the fraction of episodes;
+    return, the mean over episodes; closest, the mean over episodes of the smallest distance (m) to the
+    goal; wrong, the fraction that touched a wrong object. NaN where the env reports no such thing."""
     data = np.load(Path(run_dir) / "eval" / "evaluations.npz")
     out = {"timesteps": data["timesteps"], "return": data["results"].mean(axis=1)}
-    out["success"] = data["successes"].mean(axis=1) if "successes" in data else np.full(len(out["return"]), np.nan)
+    for key, name in (("success", "successes"), ("closest", "closest"), ("wrong", "wrong")):
+        out[key] = data[name].mean(axis=1) if name in data else np.full(len(out["return"]), np.nan)
     return out
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
@@ -184,11 +185,18 @@ def summarise(
         "env_steps_per_s": round(steps / max(train_seconds, 1e-9), 1),
         "final_success": float(ev["success"][-1]),
         "final_return": float(ev["return"][-1]),
+        "final_closest": _finite(ev["closest"][-1]),
+        "final_wrong": _finite(ev["wrong"][-1]),
         "eval_timesteps": ev["timesteps"].tolist(),
         "eval_success": ev["success"].tolist(),
         "eval_return": ev["return"].tolist(),
         "args": cfg.to_dict(),
     }
+
+
+def _finite(value: float) -> float | None:
+    """``value``, or None where the env does not report it (NaN is not JSON)."""
+    return float(value) if np.isfinite(value) else None
 
 
 def train(cfg: RLConfig) -> dict[str, Any]:

@@ -19,12 +19,14 @@ from embodied.rl.compare import (
 from embodied.rl.results import plot_learning_curve, read_evaluations
 
 
-def fake_run(path, encoder, seed, timesteps, successes, returns):
-    """A run directory as train_rl writes it: eval/evaluations.npz (2 episodes per evaluation) and run.json."""
+def fake_run(path, encoder, seed, timesteps, successes, returns, closest=None):
+    """A run directory as train_rl writes it: eval/evaluations.npz (2 episodes per evaluation) and run.json;
+    with ``closest`` (metres per evaluation), the closest approach and wrong touches (the failed episodes)."""
     (path / "eval").mkdir(parents=True)
     succ = np.array([[s >= 0.5, s >= 1.0] for s in successes])  # per evaluation: mean 0, 0.5 or 1
     res = np.array([[r, r] for r in returns], dtype=float)
-    np.savez(path / "eval" / "evaluations.npz", timesteps=np.array(timesteps), results=res, successes=succ)
+    extra = {} if closest is None else {"closest": np.array([[c, c] for c in closest]), "wrong": ~succ}
+    np.savez(path / "eval" / "evaluations.npz", timesteps=np.array(timesteps), results=res, successes=succ, **extra)
     (path / "run.json").write_text(json.dumps({"encoder": encoder, "seed": seed, "env_steps_per_s": 100.0 + seed}))
     return path
 
@@ -63,12 +65,31 @@ def test_aggregate_threshold_is_randoms_final_success(tmp_path):
     md = table(result)
     assert mine["final_success_interval"] == [1.0, 1.0, 1.0] and mine["final_minus_random"] == [0.5, 0.5, 0.5]
     assert "final_minus_random" not in result["encoders"]["random"]
-    assert "| mine | 2 | 1.00 [1.00, 1.00] | +0.50 [+0.50, +0.50] | 0.0 | 10 | 10, 0 | 0.50x | 10 | 0.50x | 100 |" in md
+    row = "| mine | 2 | 1.00 [1.00, 1.00] | +0.50 [+0.50, +0.50] | 0.0 | 10 | 10, 0 | 0.50x | 10 | 0.50x "
+    row += "| - | - | 100 |"
+    assert row in md  # no closest approach or wrong touches in these runs
     plot_comparison(result, tmp_path / "c.png", "t")
     assert (tmp_path / "c.png").stat().st_size > 0
     alone = table(aggregate({"mine": runs["mine"]}, None))  # no random run, no --threshold: nothing to reach
     assert "threshold: none (no random run)" in alone
-    assert "| mine | 2 | 1.00 [1.00, 1.00] | - | 0.0 | - | - | - | - | - |" in alone
+    assert "| mine | 2 | 1.00 [1.00, 1.00] | - | 0.0 | - | - | - | - | - | - | - |" in alone
+
+
+def test_aggregate_closest_approach_and_wrong_touches(tmp_path):
+    """Final closest approach 0.02 and 0.04 m over 2 seeds: mean 0.03, half-width 12.706 x 0.01414 / sqrt(2)."""
+    runs = {
+        "mine": [
+            fake_run(tmp_path / "m0", "runs/x", 0, [0, 10], [0.0, 0.5], [-2, -1], closest=[0.3, 0.02]),
+            fake_run(tmp_path / "m1", "runs/x", 1, [0, 10], [0.0, 1.0], [-2, -1], closest=[0.2, 0.04]),
+        ]
+    }
+    mine = aggregate(runs, None)["encoders"]["mine"]
+    np.testing.assert_allclose(mine["closest_mean"], [0.25, 0.03])
+    assert mine["final_closest_interval"] == pytest.approx([0.03, 0.0, 0.03 + 0.12706])  # clipped at 0 m
+    np.testing.assert_allclose(mine["wrong_mean"], [1.0, 0.25])
+    assert "| 0.030 [0.000, 0.157] | 0.25 [0.00, 1.00] |" in table(aggregate(runs, None))
+    plot_comparison(aggregate(runs, None), tmp_path / "c.png", "t")  # a third panel: the closest approach
+    assert (tmp_path / "c.png").stat().st_size > 0
 
 
 def test_t_interval_against_hand_computed_values():
