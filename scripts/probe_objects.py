@@ -9,6 +9,8 @@ Three probes on the same ReachObject scenes (train split to fit, held-out split 
 
 - category: each object's category from the trunk's last conv map averaged over the cells the
   object covers (a linear probe); ``pixels`` (a crop around each object) is the network-free floor;
+  and from the trunk's embedding of that crop resized to its input (does the trunk know the
+  category when the object fills its view?);
 - goal pointing: the RL preset's image pathway (frozen trunk, goal-gated keypoints; NatureCNN
   trained whole) fitted with labels to point at the goal object, scored by whether it points
   nearer to the goal object than to the others;
@@ -59,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 TITLES = {
     "category": "category of each object (linear probe)",
+    "category_crop": "category from each object's crop through the trunk (linear probe)",
     "goal_pointing": "goal pointing (policy pathway)",
     "exemplar_matching": "exemplar matching (no labels)",
 }
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "chance": {
             "category": 1.0 / len(preset["categories"]),
+            "category_crop": 1.0 / len(preset["categories"]),
             "goal_pointing": 1.0 / preset["n_objects"],
             "exemplar_matching": 1.0 / preset["n_objects"],
         },

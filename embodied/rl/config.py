@@ -77,6 +77,20 @@ class RLConfig:
     finetune: bool = option(
         False, "train the trunk's weights with the policy (off: frozen)", action=argparse.BooleanOptionalAction
     )
+    trunk_lr_scale: float = option(
+        1.0,
+        "with --finetune, the trunk steps at this multiple of --lr (its heads and the policy at --lr); "
+        "ignored for a frozen trunk and nature (default: 1)",
+        type=positive_float,
+    )
+    share_trunk: bool | None = option(
+        None,
+        "PPO: actor and critic share one extractor (SB3's default); --no-share-trunk gives the critic a copy of "
+        "its own, so with --finetune the value loss, whose gradient on a shared trunk is 15-1500x the policy "
+        "loss's on Reach (docs/rl.md), trains only the critic's copy (default: the algorithm's own: PPO "
+        "shares, SAC does not)",
+        action=argparse.BooleanOptionalAction,
+    )
     resize: bool = option(False, "resize env images to the encoder's input size", action=argparse.BooleanOptionalAction)
     features: str = option(
         "keypoints",

@@ -31,6 +31,7 @@ from torch import nn
 from embodied.encoder import load_encoder
 from embodied.rl.exemplar import ExemplarMatch, expected_xy
 from embodied.rl.feature_cache import FeatureCache
+from embodied.rl.optim import ScaledAdam, check_lr_scale, set_lr_scale
 
 BUILTIN_ENCODERS = ("random", "nature")
 FEATURES = ("embed", "keypoints")
@@ -141,6 +142,9 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         cache_mb: memory (MB) for a frozen trunk's outputs, looked up by image so PPO's update epochs
             (and SAC's replay) do not run the trunk again (:mod:`embodied.rl.feature_cache`); 0: off.
             Unused when the trunk trains.
+        trunk_lr_scale: with ``finetune``, the trunk's parameters step at this multiple of the policy's
+            learning rate (:class:`embodied.rl.optim.ScaledAdam` reads the mark; a pretrained trunk
+            usually wants less than the freshly initialised heads). Ignored for a frozen trunk and "nature".
 
     ``features_dim`` = D of the trunk (2 x ``keypoints``, or ``nature_dim``) + 3 with ``exemplar``
     + ``proprio_dim`` (0: the other keys' total size) when other keys exist.
@@ -163,7 +167,9 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         cache_mb: float = CACHE_MB,
         gate: str | None = None,
         exemplar: str | None = None,
+        trunk_lr_scale: float = 1.0,
     ) -> None:
+        trunk_lr_scale = check_lr_scale(trunk_lr_scale)
         if features not in FEATURES:
             raise ValueError(f"features={features!r}; expected one of {FEATURES}")
         if isinstance(keypoints, bool) or not isinstance(keypoints, int) or keypoints < 1:
@@ -225,6 +231,8 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             self.cnn = net.trunk
             self.cnn.requires_grad_(self.finetune)
             self.cnn.eval()
+            if self.finetune:
+                set_lr_scale(self.cnn.parameters(), trunk_lr_scale)
         self.cache = FeatureCache(cache_mb) if not self.finetune else None
         self.keypoints = head
         self.gate = gate
@@ -346,12 +354,16 @@ def policy_kwargs(
     cache_mb: float = CACHE_MB,
     gate: str | None = None,
     exemplar: str | None = None,
+    trunk_lr_scale: float = 1.0,
 ) -> dict[str, Any]:
     """``policy_kwargs`` for SB3 ``MultiInputPolicy`` (PPO, SAC, ...) with an ``EmbodiedExtractor``.
 
     The trunk's config is recorded in the kwargs so :func:`embodied.rl.models.load_model` can rebuild a saved
     policy without the original checkpoint. ``net_arch`` defaults to SB3's own (64, 64 / 256, 256).
-    ``features`` / ``keypoints`` / ``layer`` / ``cache_mb`` / ``gate`` / ``exemplar``: see :class:`EmbodiedExtractor`.
+    ``features`` / ``keypoints`` / ``layer`` / ``cache_mb`` / ``gate`` / ``exemplar`` / ``trunk_lr_scale``: see
+    :class:`EmbodiedExtractor`. A fine-tuned trunk with ``trunk_lr_scale`` != 1 gets ``optimizer_class``
+    :class:`~embodied.rl.optim.ScaledAdam` (for PPO add ``optimizer_kwargs={"eps": 1e-5}``, what SB3 gives its
+    Adam there; :func:`embodied.rl.models.config_policy_kwargs` does).
     """
     encoder = str(encoder)
     kwargs: dict[str, Any] = {
@@ -367,6 +379,7 @@ def policy_kwargs(
         "cache_mb": cache_mb,
         "gate": gate,
         "exemplar": exemplar,
+        "trunk_lr_scale": check_lr_scale(trunk_lr_scale),
     }
     config = encoder_trunk_config(encoder, seed=seed)
     if config is not None:
@@ -374,6 +387,8 @@ def policy_kwargs(
     out: dict[str, Any] = {"features_extractor_class": EmbodiedExtractor, "features_extractor_kwargs": kwargs}
     if net_arch is not None:
         out["net_arch"] = net_arch
+    if finetune and encoder != "nature" and kwargs["trunk_lr_scale"] != 1.0:
+        out["optimizer_class"] = ScaledAdam
     return out
 
 

@@ -45,7 +45,7 @@ def config_policy_kwargs(cfg: RLConfig) -> dict[str, Any] | None:
     MlpPolicy defaults) for a state encoder."""
     if cfg.encoder in STATE_ENCODERS:
         return None
-    return policy_kwargs(
+    pk = policy_kwargs(
         cfg.encoder,
         finetune=cfg.finetune,
         resize=cfg.resize,
@@ -56,7 +56,13 @@ def config_policy_kwargs(cfg: RLConfig) -> dict[str, Any] | None:
         cache_mb=cfg.cache_mb,
         gate=cfg.gate,
         exemplar=cfg.exemplar,
+        trunk_lr_scale=cfg.trunk_lr_scale,
     )
+    if cfg.share_trunk is not None:
+        pk["share_features_extractor"] = bool(cfg.share_trunk)
+    if cfg.algo == "ppo" and "optimizer_class" in pk:
+        pk["optimizer_kwargs"] = {"eps": 1e-5}  # what SB3's actor-critic policies give their own Adam
+    return pk
 
 
 def make_model(cfg: RLConfig, venv: VecEnv, out: Path) -> BaseAlgorithm:

@@ -15,6 +15,11 @@ measures that without RL, so an RL result can be read against it:
 ``pixels`` is the network-free floor: the (2r, 2r, 3) crop of the image around each object's
 mask centre, flattened. Colour does not give the category away (objects take any hue).
 
+The same linear probe on each object's crop resized to the trunk's input size, through the
+trunk's pooled embedding (:func:`trunk_crop_features`), asks whether the trunk knows the category
+when the object fills its view, as Look's close views do: it separates what the trunk has
+learned about objects from what its scene map can hold of an object 5-14 px across.
+
 :func:`goal_pointing` asks the policy's own question, with labels instead of reward: the
 comparison preset's image pathway (frozen trunk, goal-gated keypoints) with a linear head, fitted
 to point at the goal object. Chance is 1 / n_objects.
@@ -198,6 +203,22 @@ def trunk_object_features(
     return pool_masks(_trunk_maps(encoder, scenes.images, seed, layer, batch), scenes.masks)
 
 
+def trunk_crop_features(encoder: str, crops: torch.Tensor, seed: int = 0, batch: int = 256) -> torch.Tensor:
+    """(S, n, 3, c, c) object crops in [0, 1] -> (S, n, D): ``encoder``'s embedding of each crop resized
+    (bilinear) to its input size."""
+    enc = load_encoder(encoder, seed=seed)
+    size = enc.config.image_size
+    flat = crops.flatten(0, 1)
+    with torch.no_grad():
+        out = torch.cat(
+            [
+                enc(F.interpolate(flat[i : i + batch], size=(size, size), mode="bilinear", align_corners=False))
+                for i in range(0, len(flat), batch)
+            ]
+        )
+    return out.view(*crops.shape[:2], -1)
+
+
 def probe_correct(train: tuple[torch.Tensor, np.ndarray], test: tuple[torch.Tensor, np.ndarray]) -> np.ndarray:
     """(S * n,) 1.0 where a linear probe fitted on ``train`` gets a ``test`` object's category right;
     ``train`` / ``test`` = ((S, n, D) features, (S, n) categories)."""
@@ -262,6 +283,8 @@ def object_probe(
 
     - ``"category"``: held-out category accuracy of each object from the map ``layer`` (and ``pixels``
       crops; NatureCNN, which has no frozen map, is left out); intervals resample held-out instances;
+    - ``"category_crop"``: the same from each encoder's embedding of the object's crop
+      (:func:`trunk_crop_features`), beside ``pixels``;
     - ``"goal_pointing"``: :func:`goal_pointing` per encoder (none when ``goal_steps`` is 0);
       intervals resample the goal objects' instances;
     - ``"exemplar_matching"``: :func:`exemplar_choices` on the held-out scenes, for ``pixels`` and each
@@ -274,18 +297,25 @@ def object_probe(
     labels = (train.categories, test.categories)
     crops = [pixel_crops(s.images, s.masks) for s in (train, test)]
     category = {"pixels": probe_correct(*zip(crops, labels, strict=True))}
+    category_crop = dict(category)
+    side = 2 * PIXEL_CROP_RADIUS
+    crop_images = [c.view(*c.shape[:2], 3, side, side) for c in crops]
     pointing: dict[str, np.ndarray] = {}
     chosen = {"pixels": exemplar_choices("pixels", test)}
     for label, enc in tqdm(encoders.items(), desc="encoders", leave=False):
         if enc != "nature":
             feats = [trunk_object_features(enc, s, seed=seed, layer=layer) for s in (train, test)]
             category[label] = probe_correct(*zip(feats, labels, strict=True))
+            feats = [trunk_crop_features(enc, c, seed=seed) for c in crop_images]
+            category_crop[label] = probe_correct(*zip(feats, labels, strict=True))
             chosen[label] = exemplar_choices(enc, test, seed=seed, layer=layer)
         if goal_steps:
             pointing[label] = goal_pointing(enc, train, test, steps=goal_steps, seed=seed)
     goal_instances = ClusterBootstrap(test.instances[np.arange(len(test.goal_slot)), test.goal_slot], seed=seed)
+    object_instances = ClusterBootstrap(test.instances.reshape(-1), seed=seed)
     return {
-        "category": _summarise(category, ClusterBootstrap(test.instances.reshape(-1), seed=seed)),
+        "category": _summarise(category, object_instances),
+        "category_crop": _summarise(category_crop, object_instances),
         "goal_pointing": _summarise(pointing, goal_instances) if pointing else {},
         "exemplar_matching": _summarise(
             {k: (c == test.goal_slot).astype(np.float64) for k, c in chosen.items()}, goal_instances
@@ -315,5 +345,6 @@ __all__ = [
     "pool_masks",
     "probe_correct",
     "render_scenes",
+    "trunk_crop_features",
     "trunk_object_features",
 ]

@@ -17,6 +17,7 @@ from embodied.rl.object_probe import (
     pixel_crops,
     pool_masks,
     render_scenes,
+    trunk_crop_features,
 )
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "probe_objects.py"
@@ -49,6 +50,21 @@ def test_pixel_crops_centre_on_each_mask():
     torch.testing.assert_close(crop[0, 0], images[0, :, 7:13, 2:8].flatten())
 
 
+def test_crop_features_are_the_encoders_embedding_of_each_resized_crop():
+    from embodied.encoder import load_encoder
+
+    torch.manual_seed(0)
+    crops = torch.rand(2, 3, 3, 16, 16)
+    got = trunk_crop_features("random", crops, seed=3)
+    enc = load_encoder("random", seed=3)
+    assert got.shape == (2, 3, enc.embed_dim)
+    for s in range(2):
+        for n in range(3):
+            big = torch.nn.functional.interpolate(crops[s, n][None], size=(64, 64), mode="bilinear")
+            with torch.no_grad():
+                torch.testing.assert_close(got[s, n], enc(big)[0], rtol=1e-4, atol=1e-5)
+
+
 def test_render_scenes_gives_one_mask_and_label_per_object():
     scenes = render_scenes(3, "heldout", seed=5)
     assert scenes.images.shape == (3, 3, 64, 64) and scenes.masks.shape == (3, 3, 64, 64)
@@ -65,6 +81,8 @@ def test_render_scenes_gives_one_mask_and_label_per_object():
 def test_object_probe_end_to_end(tmp_path):
     result = object_probe({"random": "random", "nature": "nature"}, n_train=16, n_test=8, goal_steps=3)
     assert set(result["category"]["accuracy"]) == {"pixels", "random"}  # NatureCNN has no frozen map
+    assert set(result["category_crop"]["accuracy"]) == {"pixels", "random"}
+    assert result["category_crop"]["accuracy"]["pixels"] == result["category"]["accuracy"]["pixels"]
     assert set(result["goal_pointing"]["accuracy"]) == {"random", "nature"}
     assert set(result["goal_pointing"]["minus_random"]) == {"nature"}
     assert (
@@ -72,7 +90,7 @@ def test_object_probe_end_to_end(tmp_path):
         == set(result["matching_return"]["accuracy"])
         == {"pixels", "random"}
     )
-    for name in ("category", "goal_pointing", "exemplar_matching"):
+    for name in ("category", "category_crop", "goal_pointing", "exemplar_matching"):
         for iv in result[name]["accuracy"].values():
             assert 0.0 <= iv.lo <= iv.value <= iv.hi <= 1.0
     proc = subprocess.run(
@@ -82,7 +100,8 @@ def test_object_probe_end_to_end(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     out = json.loads((tmp_path / "probe.json").read_text())
-    assert out["chance"] == pytest.approx({"category": 0.25, "goal_pointing": 1 / 2, "exemplar_matching": 1 / 2})
+    chance = {"category": 0.25, "category_crop": 0.25, "goal_pointing": 1 / 2, "exemplar_matching": 1 / 2}
+    assert out["chance"] == pytest.approx(chance)
     assert out["env_kwargs"] == {"n_objects": 2, "category_colours": True}
     assert set(out["goal_pointing"]["accuracy"]) == {"random"}
     assert (tmp_path / "probe.png").stat().st_size > 0 and "| random |" in (tmp_path / "probe.md").read_text()
