@@ -1,4 +1,5 @@
-"""SB3 callbacks of an RL run: the seeded held-out evaluation, a progress bar, and when to evaluate."""
+"""SB3 callbacks of an RL run: the seeded held-out evaluation, PPO's loss gradients on the image
+pathway, a progress bar, and when to evaluate."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from tqdm import tqdm
 
@@ -95,6 +98,68 @@ class SeededEval(EvalCallback):
             ep_lengths=self.evaluations_length,
             **extra,
         )
+
+
+class LossGradients(BaseCallback):
+    """PPO's two loss terms' gradients on the policy's image pathway, logged after every rollout.
+
+    PPO trains one loss, policy term + ``vf_coef`` x value term (+ entropy), through the features
+    extractor the actor and critic share. The value term regresses returns that are not normalised
+    (Reach's are ~10-20 in std), so it can own the shared features. On the first ``n`` samples of
+    each new rollout (a fixed slice: no random draw, so the run is the same with or without this
+    callback), it logs the L2 norm of each term's gradient over the actor's extractor's trunk
+    (``grad/policy_trunk``, ``grad/value_trunk``: only while the trunk trains) and over its other
+    trainable parameters (``grad/policy_head``, ``grad/value_head``: keypoints, the proprio MLP), and
+    the value term's share ``v / (p + v)`` of each (``grad/value_share_trunk``, ``..._head``).
+    ``last`` keeps the latest values.
+    """
+
+    def __init__(self, n: int = 128) -> None:
+        super().__init__()
+        self.n = int(n)
+        self.last: dict[str, float] = {}
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        model = self.model
+        policy, buf = model.policy, model.rollout_buffer
+        ext = policy.pi_features_extractor
+        trunk = [p for p in getattr(ext, "cnn", torch.nn.Module()).parameters() if p.requires_grad]
+        ids = {id(p) for p in trunk}
+        head = [p for p in ext.parameters() if p.requires_grad and id(p) not in ids]
+        steps = max(1, self.n // buf.n_envs)
+
+        def first(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a[:steps].reshape(steps * buf.n_envs, *a.shape[2:]), device=policy.device)
+
+        obs = (
+            {k: first(v) for k, v in buf.observations.items()}
+            if isinstance(buf.observations, dict)
+            else first(buf.observations)
+        )
+        actions = first(buf.actions)
+        values, log_prob, _ = policy.evaluate_actions(obs, actions.float())
+        adv = first(buf.advantages).flatten()
+        if model.normalize_advantage and len(adv) > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        ratio = torch.exp(log_prob - first(buf.log_probs).flatten())
+        terms = {
+            "policy": -(adv * ratio).mean(),
+            "value": model.vf_coef * F.mse_loss(first(buf.returns).flatten(), values.flatten()),
+        }
+        for part, params in (("trunk", trunk), ("head", head)):
+            if not params:
+                continue
+            norms = {}
+            for name, loss in terms.items():
+                grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+                norms[name] = float(torch.norm(torch.stack([g.norm() for g in grads if g is not None] or [loss * 0])))
+            share = norms["value"] / max(norms["policy"] + norms["value"], 1e-12)
+            for key, v in (*((f"{k}_{part}", n) for k, n in norms.items()), (f"value_share_{part}", share)):
+                self.last[key] = v
+                self.logger.record(f"grad/{key}", v)
 
 
 class ProgressBar(BaseCallback):

@@ -28,7 +28,7 @@ from embodied.cli import UserError
 from embodied.envs import register_all, resolve
 from embodied.envs.registry import PRESETS, EnvPreset, explain_kwargs_error
 from embodied.envs.validate import SPLITS
-from embodied.rl.callbacks import EVAL_SEED_OFFSET, ProgressBar, SeededEval, eval_schedule
+from embodied.rl.callbacks import EVAL_SEED_OFFSET, LossGradients, ProgressBar, SeededEval, eval_schedule
 from embodied.rl.config import RLConfig
 from embodied.rl.extractor import BUILTIN_ENCODERS, EmbodiedExtractor
 from embodied.rl.models import config_policy_kwargs, make_model
@@ -151,7 +151,10 @@ def learn(cfg: RLConfig, model: BaseAlgorithm, evaluator: SeededEval, out: Path)
     checkpoints = CheckpointCallback(max(ckpt_every // cfg.n_envs, 1), str(out / "checkpoints"), "model")
     t0 = time.perf_counter()
     bar = ProgressBar(cfg.steps, disable=cfg.quiet)
-    model.learn(cfg.steps, callback=CallbackList([evaluator, checkpoints, bar]), tb_log_name="run", progress_bar=False)
+    callbacks = [evaluator, checkpoints, bar]
+    if cfg.algo == "ppo" and cfg.encoder not in STATE_ENCODERS:
+        callbacks.append(LossGradients())  # which loss term trains the image pathway: TensorBoard grad/*
+    model.learn(cfg.steps, callback=CallbackList(callbacks), tb_log_name="run", progress_bar=False)
     return time.perf_counter() - t0
 
 
