@@ -129,7 +129,7 @@ class LossGradients(BaseCallback):
         trunk = [p for p in getattr(ext, "cnn", torch.nn.Module()).parameters() if p.requires_grad]
         ids = {id(p) for p in trunk}
         head = [p for p in ext.parameters() if p.requires_grad and id(p) not in ids]
-        steps = max(1, self.n // buf.n_envs)
+        steps = min(buf.buffer_size, max(1, self.n // buf.n_envs))  # a rollout may be shorter than n
 
         def first(a: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(a[:steps].reshape(steps * buf.n_envs, *a.shape[2:]), device=policy.device)

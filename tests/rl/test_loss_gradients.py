@@ -31,6 +31,18 @@ def test_value_term_scales_with_vf_coef_and_policy_term_does_not(ckpt):
     assert a.last["policy_trunk"] > 0 and 0 < a.last["value_share_trunk"] < 1
 
 
+def test_a_rollout_shorter_than_the_slice_is_read_whole(ckpt):
+    venv = make_vec_env("embodied/Reach-v0", n_envs=2, seed=0, wrapper_class=SuccessInfo)
+    model = PPO(
+        "MultiInputPolicy", venv, n_steps=8, batch_size=16, n_epochs=1, seed=0, device="cpu",
+        policy_kwargs=policy_kwargs(ckpt, features="keypoints", keypoints=4),
+    )  # fmt: skip
+    cb = LossGradients(n=128)  # 16 samples per rollout
+    model.learn(16, callback=cb)
+    venv.close()
+    assert cb.last["value_head"] > 0
+
+
 def test_frozen_trunk_logs_only_the_head(ckpt):
     _, cb = _run(ckpt, finetune=False)
     assert "value_trunk" not in cb.last and cb.last["value_head"] > 0
