@@ -72,6 +72,22 @@ SIZES: dict[str, dict[str, Any]] = {
         "video_steps": 120,
         "eval": {},
     },
+    "medium": {  # a 15-minute lease of one GPU and 16 cores: 10x small's data, the two trunks RL compares
+        "data": {
+            "ego_room": (300, 100, "explore"),
+            "grasp": (4000, None, "informed"),
+            "push": (2000, None, "informed"),
+            "poke": (2000, None, "informed"),
+            "look": (6000, None, "random"),
+        },
+        "agents": ["curious", "equivariant"],
+        "steps": {"*": 2000},
+        "batch": 128,
+        "jobs": 2,
+        "seeds": 1,
+        "video_steps": 120,
+        "eval": {},
+    },
     "full": {
         "data": {
             "ego_room": (2000, 200, "explore"),
@@ -157,9 +173,11 @@ def _failed(e: Exception) -> bool:
 
 
 def train_runs(cfg: dict, datasets: dict[str, Path], out: Path, seeds: int) -> list[TrainRun]:
-    """Every agent and seed whose datasets exist."""
+    """Every agent of the size (``cfg["agents"]``, default all) and seed whose datasets exist."""
     runs = []
     for agent, (needs, extra) in AGENTS.items():
+        if agent not in cfg.get("agents", AGENTS):
+            continue
         if not all(n in datasets for n in needs):
             print(f"skipping {agent}: needs {needs}")
             continue

@@ -322,9 +322,10 @@ RL_REACH_OBJECT_ENCODERS = (  # ReachObject's own pathways: goal-conditioned fil
 )  # fmt: skip
 
 
-def bench_rl(quick: bool) -> dict[str, float]:
+def bench_rl(quick: bool, devices: tuple[str, ...] | None = None) -> dict[str, float]:
     """PPO env steps/s (collection + updates, evaluation excluded) on Reach and ReachObject, per
-    encoder kind, on the CPU (one thread, 4 in-process envs) and, where there is one, on CUDA."""
+    encoder kind, on ``devices`` (default: the CPU, one thread, 4 in-process envs, and CUDA where there
+    is one). Each number is printed as it is measured, so a run cut short keeps what it measured."""
     import tempfile
 
     import torch
@@ -333,7 +334,8 @@ def bench_rl(quick: bool) -> dict[str, float]:
     from embodied.rl import train as train_rl
 
     steps = 512 if quick else 4096
-    devices = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+    if devices is None:
+        devices = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for env in ("reach", "reach_object"):
@@ -343,7 +345,9 @@ def bench_rl(quick: bool) -> dict[str, float]:
                     cfg = RLConfig(env=env, steps=steps, n_envs=4, vec="dummy", n_steps=256, eval_freq=10**9,
                                    eval_episodes=1, device=device, threads=1 if device == "cpu" else 0,
                                    quiet=True, out=run_dir, **fields)  # fmt: skip
-                    out[f"rl_{env}_{device}_{name}_steps_s"] = train_rl(cfg)["env_steps_per_s"]
+                    key = f"rl_{env}_{device}_{name}_steps_s"
+                    out[key] = train_rl(cfg)["env_steps_per_s"]
+                    print(f"measured {key}: {out[key]:.1f}", flush=True)
                 key = f"rl_{env}_{device}_trunk_keypoints_frozen"
                 out[f"{key}_cache_speedup"] = out[f"{key}_steps_s"] / out[f"{key}_uncached_steps_s"]
     return out
@@ -357,7 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke check)")
     ap.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
+    ap.add_argument("--device", choices=["cpu", "cuda"], help="the rl section on this device only")
     args = ap.parse_args(argv)
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device", "cuda", "a machine with a CUDA device (torch sees none)")
     if args.json is not None and (args.json.is_dir() or not args.json.parent.is_dir()):
         raise UserError("--json", args.json, "a file path in an existing directory")
     results: dict[str, float] = {}
@@ -378,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
 
         results.update(bench_tabletop.run(quick=args.quick))
     if args.only in (None, "rl"):
-        results.update(bench_rl(args.quick))
+        results.update(bench_rl(args.quick, (args.device,) if args.device else None))
     width = max(len(k) for k in results)
     for key, value in results.items():
         print(f"{key:<{width}}  {value:10.3f}")

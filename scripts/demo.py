@@ -4,6 +4,7 @@
     python scripts/demo.py                     # <= 15 minutes on a 2-core CPU
     python scripts/demo.py --tiny              # a smoke run of every stage (the test suite uses it)
     python scripts/demo.py --full              # the real-size run, 3 seeds (a GPU machine with many cores)
+    python scripts/demo.py --medium --stages collect train   # 10x small, curious + equivariant: a 15-min GPU lease
     python scripts/demo.py --full --stages collect            # ... in parts: then train, evaluate, videos
     python scripts/demo.py --full --stages train --jobs 4     # every stage resumes what is already done
 
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (default: runs/demo)")
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--full", action="store_true", help="real-size run (GPU machine)")
+    size.add_argument("--medium", action="store_true", help="10x small's data, curious and equivariant (GPU lease)")
     size.add_argument("--tiny", action="store_true", help="smoke-size run of every stage")
     ap.add_argument("--workers", type=positive_int, help="collection workers (default: one per core)")
     ap.add_argument("--jobs", type=positive_int, help="trainings side by side (default: by size)")
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--out", args.out, "a directory (it is a file)")
     return main_job(
         args.out,
-        "full" if args.full else "tiny" if args.tiny else "small",
+        "full" if args.full else "medium" if args.medium else "tiny" if args.tiny else "small",
         args.stages,
         workers=args.workers,
         jobs=args.jobs,

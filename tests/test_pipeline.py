@@ -36,3 +36,10 @@ def test_no_stages_writes_the_totals_only(tmp_path, capsys):
     assert main_job(tmp_path / "demo", "tiny", stages=[]) == 0
     assert set(json.loads((tmp_path / "demo" / "timings.json").read_text())) == {"total"}
     assert "report:" in capsys.readouterr().out
+
+
+def test_a_size_can_name_its_agents(tmp_path):
+    cfg = SIZES["medium"]
+    runs = train_runs(cfg, {p: tmp_path / "data" / p for p in cfg["data"]}, tmp_path, seeds=1)
+    assert [r.agent for r in runs] == ["curious", "equivariant"]
+    assert all(r.steps == cfg["steps"]["*"] and r.batch == cfg["batch"] for r in runs)

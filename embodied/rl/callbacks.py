@@ -155,7 +155,8 @@ class LossGradients(BaseCallback):
             norms = {}
             for name, loss in terms.items():
                 grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-                norms[name] = float(torch.norm(torch.stack([g.norm() for g in grads if g is not None] or [loss * 0])))
+                # None: this term does not reach these weights (the critic's own trunk, --no-share-trunk)
+                norms[name] = sum(float(g.norm()) ** 2 for g in grads if g is not None) ** 0.5
             share = norms["value"] / max(norms["policy"] + norms["value"], 1e-12)
             for key, v in (*((f"{k}_{part}", n) for k, n in norms.items()), (f"value_share_{part}", share)):
                 self.last[key] = v
