@@ -118,7 +118,7 @@ class RLConfig:
     cache_mb: float = option(
         CACHE_MB,
         "memory (MB) for a frozen trunk's outputs, looked up by image so PPO's update epochs do not run the "
-        f"trunk again; 0: off (default: {CACHE_MB})",
+        f"trunk again (CPU only: on a GPU recomputing is faster); 0: off (default: {CACHE_MB})",
         type=nonnegative_float,
     )
     steps: int = option(20000, "total env steps (default: 20000)", type=positive_int)

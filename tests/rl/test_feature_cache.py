@@ -92,3 +92,14 @@ def test_ppo_updates_read_the_rollout_from_the_cache(ckpt, ppo):
     assert cache.misses <= 128 + 2 * 2  # rollout images (+ the last observations); nothing in the update
     assert cache.hits >= 128  # every minibatch image of the epoch
     venv.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_images_on_a_gpu_bypass_the_cache(ckpt, dict_space):
+    """On a GPU the trunk recomputes faster than the cache hashes (bench.py --only rl): nothing is stored."""
+    ext = EmbodiedExtractor(dict_space(), **policy_kwargs(ckpt)["features_extractor_kwargs"]).cuda()
+    obs = {"rgb": torch.rand(3, 3, 64, 64, device="cuda"), "proprio": torch.zeros(3, 2, device="cuda")}
+    ext(obs)
+    ext(obs)
+    assert len(ext.cache) == 0 and ext.cache.hits == ext.cache.misses == 0
