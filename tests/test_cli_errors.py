@@ -124,6 +124,8 @@ ROWS: list[tuple[str, list[str], str]] = [
     ("bench", ["--json", "{missing}/out.json"], "--json"),
     ("bench", ["--json", "{data}"], "--json"),
     ("bench", ["--frobnicate"], "--frobnicate"),
+    ("bench", ["--only", "rl", "--device", "tpu"], "--device"),
+    ("demo", ["--medium", "--full", "--out", "{new}"], "--full"),
     ("bench", ["--only"], "--only"),
 ]
 SCRIPTS = sorted({script for script, _, _ in ROWS})
