@@ -315,10 +315,14 @@ RL_ENCODERS = (  # (name, RLConfig fields): a trained curious / equivariant trun
     ("nature", {"encoder": "nature"}),
     ("state", {"encoder": "state"}),  # privileged state, no image network: the env's and PPO's own cost
 )
-RL_REACH_OBJECT_ENCODERS = (  # ReachObject's own pathways: goal-conditioned filters, and the goal named by example
+RL_REACH_OBJECT_ENCODERS = (  # ReachObject's own: goal-conditioned filters, the goal by example, glimpses
     ("trunk_keypoints_gated", {"encoder": "random", "features": "keypoints", "gate": "goal"}),
     ("trunk_keypoints_exemplar", {"encoder": "random", "features": "keypoints", "gate": "goal",
                                   "exemplar": "goal_rgb", "env_kwargs": {"goal_image": True}}),
+    ("trunk_glimpses", {"encoder": "random", "features": "glimpses", "gate": "goal",
+                        "exemplar": "goal_rgb", "env_kwargs": {"goal_image": True}}),
+    ("nature_glimpses", {"encoder": "nature", "features": "glimpses", "gate": "goal",
+                         "exemplar": "goal_rgb", "env_kwargs": {"goal_image": True}}),
 )  # fmt: skip
 
 

@@ -11,8 +11,10 @@ those with a run.json, are reused, so a killed comparison resumes). Then it writ
   a 95 % t-interval band for success (± std for return);
 - summary.md / summary.json: final success with its 95 % t-interval over seeds, its difference to the
   ``random`` trunk's paired by seed (same env and evaluation seeds), env steps/s, and steps-to-threshold
-  per encoder, where the threshold is the ``random`` trunk's final mean success (or ``--threshold``);
-  the goal is that a learned trunk gets there in at most half of random's steps.
+  per encoder, where the threshold is the ``random`` trunk's final mean success (or ``--threshold``),
+  floored at the held-out success of uniform random actions (200 seeded episodes, also in the table and
+  the figure): a threshold met by flailing measures nothing. The goal is that a learned trunk gets
+  there in at most half of random's steps.
 
 Extra arguments after ``--`` go to every train_rl.py run (e.g. ``-- --n-envs 2 --eval-episodes 10``,
 or ``-- --preset reach_ppo``).
@@ -29,8 +31,10 @@ from pathlib import Path
 from embodied.cli import ArgumentParser, UserError, catch_user_errors, nonnegative_int, positive_int, probability, run
 from embodied.envs.registry import PRESETS, resolve
 from embodied.rl import compare
+from embodied.rl.config import RLConfig
 from embodied.rl.config import parse_args as parse_train_args
 from embodied.rl.models import ALGOS
+from embodied.rl.runner import check_config, random_action_success
 
 TRAIN_RL = [sys.executable, str(Path(__file__).resolve().parent / "train_rl.py")]  # run as a process, not imported
 
@@ -54,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def check_args(args: argparse.Namespace, encoders: dict[str, str], extra: list[str]) -> None:
-    """Every input checked before the first run starts (one-line UserError)."""
+def check_args(args: argparse.Namespace, encoders: dict[str, str], extra: list[str]) -> RLConfig:
+    """Every input checked before the first run starts (one-line UserError); the runs' shared config."""
     try:
         resolve(args.env)
     except ValueError:
@@ -64,7 +68,7 @@ def check_args(args: argparse.Namespace, encoders: dict[str, str], extra: list[s
     if args.out.exists() and not args.out.is_dir():
         raise UserError("--out", args.out, "a directory (it is a file)")
     # the arguments every train_rl.py run gets: parsed by its own parser now, not in each run's log
-    parse_train_args(["--env", args.env, "--algo", args.algo, "--out", str(args.out), *extra])
+    return parse_train_args(["--env", args.env, "--algo", args.algo, "--out", str(args.out), *extra])
 
 
 def run_one(label: str, encoder: str, seed: int, args: argparse.Namespace, extra: list[str]) -> Path:
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = argv[: argv.index("--")]
     args = build_parser().parse_args(argv)
     encoders = compare.parse_encoders(args.encoders)
-    check_args(args, encoders, extra)
+    cfg = check_args(args, encoders, extra)
     # seed-major: a comparison stopped early has every encoder at the same seeds
     jobs = [(label, enc, seed) for seed in args.seeds for label, enc in encoders.items()]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -90,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[Path]] = {}
     for (label, _, _), d in zip(jobs, dirs, strict=True):
         runs.setdefault(label, []).append(d)
-    result = compare.aggregate(runs, args.threshold)
+    preset, _, eval_kwargs = check_config(cfg)
+    result = compare.aggregate(runs, args.threshold, random_action_success(preset.id, eval_kwargs))
     result.update(env=args.env, algo=args.algo, steps=args.steps, finetune=args.finetune, extra_args=extra)
     title = f"{args.algo} on {args.env}, {args.steps} steps, seeds {args.seeds}{' (finetune)' if args.finetune else ''}"
     compare.plot_comparison(result, args.out / "comparison.png", title)

@@ -4,7 +4,7 @@
 python scripts/probe_objects.py --encoders curious=runs/demo/runs/curious equivariant=runs/demo/runs/equivariant \\
     random nature --out runs/probe_objects
 
-Three probes on the same ReachObject scenes (train split to fit, held-out split to test;
+Four probes on the same ReachObject scenes (train split to fit, held-out split to test;
 ``embodied.rl.object_probe``):
 
 - category: each object's category from the trunk's last conv map averaged over the cells the
@@ -14,6 +14,9 @@ Three probes on the same ReachObject scenes (train split to fit, held-out split 
 - goal pointing: the RL preset's image pathway (frozen trunk, goal-gated keypoints; NatureCNN
   trained whole) fitted with labels to point at the goal object, scored by whether it points
   nearer to the goal object than to the others;
+- glimpse pointing: the same for the glimpse pathway (rl/reach_object_glimpse_ppo.toml: the trunk's
+  embedding of object-centred crops, attention over them against the exemplar and the goal), fitted
+  at PPO's learning rate to attend to the goal object;
 - exemplar matching: no labels, nothing fitted; is the object whose map features are most like an
   exemplar's (another instance of the goal category, alone on the table: ReachObject's goal_image)
   the goal? ``pixels`` (mean colour) is the floor. With it, the mean return the scripted oracle earns
@@ -63,6 +66,7 @@ TITLES = {
     "category": "category of each object (linear probe)",
     "category_crop": "category from each object's crop through the trunk (linear probe)",
     "goal_pointing": "goal pointing (policy pathway)",
+    "glimpse_pointing": "goal pointing (glimpse pathway)",
     "exemplar_matching": "exemplar matching (no labels)",
 }
 
@@ -119,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             "category": 1.0 / len(preset["categories"]),
             "category_crop": 1.0 / len(preset["categories"]),
             "goal_pointing": 1.0 / preset["n_objects"],
+            "glimpse_pointing": 1.0 / preset["n_objects"],
             "exemplar_matching": 1.0 / preset["n_objects"],
         },
         "train_scenes": args.train_scenes,

@@ -5,7 +5,8 @@ Each run is a train_rl command (``command``: the program and its arguments up to
 :func:`aggregate` puts the runs' held-out curves on common steps (mean, std and 95 % t-interval over seeds
 per encoder; the final success minus random's, paired by seed)
 and finds the steps each encoder needs to reach a success threshold (by default the ``random``
-trunk's final mean success); :func:`plot_comparison` and :func:`table` show them.
+trunk's final mean success, floored at the success of uniform random actions when that is given: a
+threshold a policy meets by flailing measures nothing); :func:`plot_comparison` and :func:`table` show them.
 """
 
 from __future__ import annotations
@@ -104,10 +105,17 @@ def steps_to(timesteps: np.ndarray, curve: np.ndarray, threshold: float, sustain
     return int(timesteps[hit[0]]) if len(hit) else None
 
 
-def aggregate(runs: dict[str, list[Path]], threshold: float | None) -> dict[str, Any]:
+def aggregate(
+    runs: dict[str, list[Path]], threshold: float | None, random_actions: list[float] | None = None
+) -> dict[str, Any]:
     """Per encoder: mean / std / 95 % t-interval curves on common eval steps, final numbers, steps-to-threshold,
     and the final success minus random's, paired by seed (``final_minus_random``, [mean, lo, hi]) when the
-    encoder ran random's seeds."""
+    encoder ran random's seeds.
+
+    ``random_actions``: [mean, lo, hi] success of uniform random actions on the evaluation env
+    (:func:`embodied.rl.runner.random_action_success`); the default threshold (random's final) is raised
+    to its mean when below it. A ``threshold`` given is used as it is.
+    """
     result: dict[str, Any] = {"encoders": {}}
     for label, dirs in runs.items():
         evs = [read_evaluations(d) for d in dirs]
@@ -133,8 +141,12 @@ def aggregate(runs: dict[str, list[Path]], threshold: float | None) -> dict[str,
             **_outcomes(evs, n),
             "env_steps_per_s": float(np.mean([m["env_steps_per_s"] for m in meta])),
         }
+    result["random_actions"] = random_actions
+    result["threshold_floored"] = False
     if threshold is None:
         threshold = result["encoders"].get("random", {}).get("final_success_mean")
+        if threshold is not None and random_actions is not None and threshold < random_actions[0]:
+            threshold, result["threshold_floored"] = random_actions[0], True
     result["threshold"] = threshold
     if threshold is None:
         return result
@@ -203,6 +215,8 @@ def plot_comparison(result: dict[str, Any], path: Path, title: str) -> None:
         axes[2].set(xlabel="env steps", ylabel="m, mean over seeds", title="closest approach to the goal")
     if result.get("threshold") is not None:
         ax_s.axhline(result["threshold"], color="0.4", ls="--", lw=1, label="threshold")
+    if result.get("random_actions") is not None:
+        ax_s.axhline(result["random_actions"][0], color="0.6", ls=":", lw=1, label="uniform random actions")
     ax_s.set(xlabel="env steps", ylabel="held-out success rate", ylim=(-0.02, 1.02), title="success")
     ax_r.set(xlabel="env steps", ylabel="held-out episode return", title="return")
     ax_s.legend(fontsize=8)
@@ -214,8 +228,13 @@ def plot_comparison(result: dict[str, Any], path: Path, title: str) -> None:
 
 def table(result: dict[str, Any]) -> str:
     thr = result.get("threshold")
+    head = f"threshold: held-out success >= {thr:.3f}" if thr is not None else "threshold: none (no random run)"
+    if result.get("threshold_floored"):
+        head += " (random's final success was below random actions', so the threshold is theirs)"
+    if result.get("random_actions") is not None:
+        head += f"\n\nuniform random actions: held-out success {_iv(result['random_actions'])} (95 % Wilson)"
     lines = [
-        f"threshold: held-out success >= {thr:.3f}" if thr is not None else "threshold: none (no random run)",
+        head,
         "",
         "| encoder | seeds | final success [95 % interval] | minus random (paired by seed) | final return "
         "| steps to threshold (mean curve) | per seed | vs random | stays above from (mean curve) | vs random "

@@ -95,10 +95,17 @@ class RLConfig:
     features: str = option(
         "keypoints",
         "what a trunk gives the policy: learned spatial-softmax keypoints on its last conv map (positions "
-        "survive; the default) or its pooled embedding; NatureCNN ignores this",
+        "survive; the default), its pooled embedding, or glimpses: its embedding of object-centred crops found "
+        "without a network, weighed by how well each matches the goal (embodied.rl.glimpse; NatureCNN too); "
+        "NatureCNN ignores the other two",
         choices=FEATURES,
     )
     keypoints: int = option(32, "keypoints for --features keypoints (default: 32)", type=positive_int)
+    glimpses: int = option(
+        4,
+        "glimpses per image for --features glimpses (ReachObject: 3 objects and the fingertip; default: 4)",
+        type=positive_int,
+    )
     proprio_dim: int = option(
         64,
         "width of the MLP the non-image observation keys go through; 0 passes them on as they are (default: 64)",
@@ -156,6 +163,12 @@ class RLConfig:
     batch_size: int | None = option(None, "PPO 128 / SAC 128 by default", type=positive_int)
     n_epochs: int = option(4, "PPO: epochs per rollout (default: 4)", type=positive_int)
     ent_coef: float = option(0.0, "PPO entropy bonus (default: 0)", type=nonnegative_float)
+    norm_reward: bool = option(
+        False,
+        "train on rewards divided by a running estimate of the discounted return's std (SB3 VecNormalize, "
+        "observations untouched; evaluation reports raw rewards), so the critic regresses targets of unit scale",
+        action=argparse.BooleanOptionalAction,
+    )
     buffer_size: int = option(
         20000, "SAC replay buffer (64 px: ~25 kB per transition; default: 20000)", type=positive_int
     )

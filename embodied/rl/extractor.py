@@ -31,14 +31,16 @@ from torch import nn
 from embodied.encoder import load_encoder
 from embodied.rl.exemplar import ExemplarMatch, expected_xy
 from embodied.rl.feature_cache import FeatureCache
+from embodied.rl.glimpse import GLIMPSES, PACKED, GlimpseAttention, crop, pack, propose
 from embodied.rl.optim import ScaledAdam, check_lr_scale, set_lr_scale
 
 BUILTIN_ENCODERS = ("random", "nature")
-FEATURES = ("embed", "keypoints")
+FEATURES = ("embed", "keypoints", "glimpses")
 NATURE_MIN_SIZE = 36  # px: NatureCNN's 8/4, 4/2, 3/1 convolutions need at least this
 NATURE_RESIZE = 64  # px NatureCNN images are resized to when they are too small and resize=True
 IMAGE_KEY = "rgb"
 CACHE_MB = 512  # frozen-trunk outputs kept by image (64 px, last conv map: 16 kB each, ~32k images)
+EXEMPLAR_CACHE_MB = 16  # exemplars' glimpses (one per episode)
 
 
 def _image_layout(space: spaces.Box) -> tuple[bool, int, int]:
@@ -124,21 +126,27 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         image_key: the Dict key of the image. proprio_dim: width of the MLP for all other keys; 0
             passes them on as they are (flattened, as SB3's ``CombinedExtractor`` does).
         nature_dim: output width of NatureCNN (SB3's default 512).
-        features: what a trunk gives the policy: "embed", its pooled D-dim embedding, or
-            "keypoints", a learned :class:`SpatialSoftmax` on the map ``layer`` (2 x ``keypoints``
-            coordinates; trained with the policy even when the trunk is frozen). Ignored for "nature".
+        features: what a trunk gives the policy: "embed", its pooled D-dim embedding; "keypoints", a
+            learned :class:`SpatialSoftmax` on the map ``layer`` (2 x ``keypoints`` coordinates; trained
+            with the policy even when the trunk is frozen); or "glimpses", the trunk's embedding of
+            ``glimpses`` object-centred crops found without a network, weighed by how well each
+            matches the goal (:mod:`embodied.rl.glimpse`: 3 + 3 x ``glimpses`` features; the trunk
+            reads each object at the scale of its training views). "nature" ignores "embed" /
+            "keypoints" and embeds the glimpses with "glimpses".
         layer: the trunk map for "keypoints" (default: the last conv layer).
         gate: an observation key (ReachObject's ``goal`` one-hot, say) whose value conditions the
             keypoint filters (:class:`SpatialSoftmax` ``cond``: each goal its own 1x1 filters over the
             map, in the spirit of gated attention, Chaplot et al., AAAI 2018), so the keypoints go
             where the key asks (the goal object) rather than to fixed features. Needs
-            ``features="keypoints"``; ignored for "nature".
+            ``features="keypoints"`` or ``"glimpses"`` (then each goal learns a linear score of the
+            glimpses' embeddings); ignored for "nature" but with glimpses.
         exemplar: an image observation key naming the goal by example (ReachObject ``goal_image=True``:
             ``goal_rgb``, another instance of the goal category alone on the table). The trunk maps it
             too, and :class:`embodied.rl.exemplar.ExemplarMatch` adds a keypoint at the scene cells whose
             features are most like it, and how alike (3 features; no weights but a temperature, so
-            what it finds is what the trunk already knows). Needs ``features="keypoints"`` and an image
-            of the main image's shape; "nature" leaves the key out.
+            what it finds is what the trunk already knows). With ``features="glimpses"`` the exemplar's
+            own glimpse is embedded and every glimpse scores its cosine with it. Needs ``features`` other
+            than "embed" and an image of the main image's shape; "nature" leaves the key out but with glimpses.
         cache_mb: memory (MB) for a frozen trunk's outputs, looked up by image so PPO's update epochs
             (and SAC's replay) do not run the trunk again (:mod:`embodied.rl.feature_cache`); 0: off.
             Unused when the trunk trains, and for images on a GPU, where the trunk recomputes faster
@@ -147,8 +155,8 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             learning rate (:class:`embodied.rl.optim.ScaledAdam` reads the mark; a pretrained trunk
             usually wants less than the freshly initialised heads). Ignored for a frozen trunk and "nature".
 
-    ``features_dim`` = D of the trunk (2 x ``keypoints``, or ``nature_dim``) + 3 with ``exemplar``
-    + ``proprio_dim`` (0: the other keys' total size) when other keys exist.
+    ``features_dim`` = D of the trunk (2 x ``keypoints``, 3 + 3 x ``glimpses``, or ``nature_dim``) + 3 with
+    ``exemplar`` and keypoints + ``proprio_dim`` (0: the other keys' total size) when other keys exist.
     """
 
     def __init__(
@@ -169,27 +177,31 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         gate: str | None = None,
         exemplar: str | None = None,
         trunk_lr_scale: float = 1.0,
+        glimpses: int = GLIMPSES,
     ) -> None:
         trunk_lr_scale = check_lr_scale(trunk_lr_scale)
         if features not in FEATURES:
             raise ValueError(f"features={features!r}; expected one of {FEATURES}")
-        if isinstance(keypoints, bool) or not isinstance(keypoints, int) or keypoints < 1:
-            raise ValueError(f"keypoints={keypoints!r}; expected a positive integer")
+        for name, value in (("keypoints", keypoints), ("glimpses", glimpses)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r}; expected a positive integer")
+        glimpsing = features == "glimpses"
         channels_first, h, w = _dict_image_layout(observation_space, image_key)
         encoder = str(encoder)
         gate = gate or None  # "" (train_rl.py --gate '') unsets a preset's gate
-        if encoder == "nature":
+        if encoder == "nature" and not glimpsing:
             gate = None  # NatureCNN learns its own features with the policy; the key reaches it through the MLP
         if gate is not None:
-            if features != "keypoints":
-                raise ValueError(f"gate={gate!r} needs features='keypoints'; got features={features!r}")
+            if features == "embed":
+                raise ValueError(f"gate={gate!r} needs features='keypoints' or 'glimpses'; got features='embed'")
             if gate == image_key or gate not in observation_space.spaces:
                 keys = [k for k in observation_space.spaces if k != image_key]
                 raise ValueError(f"gate={gate!r}; expected a non-image observation key ({', '.join(keys) or 'none'})")
         exemplar = exemplar or None
         if exemplar is not None:
-            if features != "keypoints" and encoder != "nature":
-                raise ValueError(f"exemplar={exemplar!r} needs features='keypoints'; got features={features!r}")
+            if features == "embed" and encoder != "nature":
+                need = "needs features='keypoints' or 'glimpses'; got features='embed'"
+                raise ValueError(f"exemplar={exemplar!r} {need}")
             space = observation_space.spaces.get(exemplar)
             if exemplar == image_key or space is None or space.shape != observation_space[image_key].shape:
                 raise ValueError(
@@ -198,11 +210,12 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
                 )
         head: SpatialSoftmax | None = None  # keypoints on a trunk map; None: the trunk's embedding
         if encoder == "nature":
-            net, img_dim, size = _nature(h, w, resize, nature_dim)
+            # glimpses are cut at NatureCNN's resize size, whatever the env's
+            net, img_dim, size = _nature(*((NATURE_RESIZE,) * 2 if glimpsing else (h, w)), resize, nature_dim)
         else:
             enc = load_encoder(encoder, seed=seed, trunk=trunk)
             size = enc.config.image_size
-            if (h, w) != (size, size) and not resize:
+            if (h, w) != (size, size) and not resize and not glimpsing:  # glimpses are cut at the trunk's size
                 raise ValueError(
                     f"encoder {encoder!r} takes {size}x{size} images but the env's {image_key!r} observations "
                     f"are {h}x{w}; pass resize=True (train_rl.py --resize) to resize them inside the "
@@ -214,9 +227,14 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
                 cond_dim = spaces.flatdim(observation_space[gate]) if gate else 0
                 head = SpatialSoftmax(enc.config.channels(layer), keypoints, cond_dim)  # checks the layer name
                 img_dim = 2 * keypoints
+        attend: GlimpseAttention | None = None
+        if glimpsing:
+            cond_dim = spaces.flatdim(observation_space[gate]) if gate else 0
+            attend = GlimpseAttention(img_dim, glimpses, cond_dim, exemplar=exemplar is not None)
+            img_dim = attend.out_dim
         others = [k for k in observation_space.spaces if k not in (image_key, exemplar)]
         extra_in = sum(spaces.flatdim(observation_space[k]) for k in others)
-        match = ExemplarMatch() if exemplar and encoder != "nature" else None
+        match = ExemplarMatch() if exemplar and not glimpsing and encoder != "nature" else None
         img_dim += 3 if match else 0
         extra_dim = (proprio_dim or extra_in) if others else 0
         super().__init__(observation_space, img_dim + extra_dim)
@@ -235,9 +253,11 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
             if self.finetune:
                 set_lr_scale(self.cnn.parameters(), trunk_lr_scale)
         self.cache = FeatureCache(cache_mb) if not self.finetune else None
+        self.exemplar_cache = FeatureCache(min(cache_mb, EXEMPLAR_CACHE_MB)) if attend and not self.finetune else None
         self.keypoints = head
+        self.glimpse = attend
         self.gate = gate
-        self.exemplar = exemplar if match else None
+        self.exemplar = exemplar if match or attend else None  # else (nature) the key is left out
         self.match = match
         self.layer = layer if head is not None else None
         self.extra: nn.Module | None = None
@@ -252,10 +272,13 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         ``ortho_init=True`` by default). Reaching the trunk, that would replace a trained trunk's
         convolutions by random ones (and a "random" trunk's initialisation by another), so the
         policy would never see what the trunk learned. NatureCNN, which trains from scratch, gets it.
+        The glimpse attention keeps its initialisation too (the identity map and zero goal scores: its
+        first choice is the trunk's own zero-shot match).
         """
         for child in self.children():
-            if child is not self.cnn or self.preprocess is None:
-                child.apply(fn)
+            if child is self.glimpse or (child is self.cnn and self.preprocess is not None):
+                continue
+            child.apply(fn)
         fn(self)
         return self
 
@@ -276,6 +299,16 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         ``exemplar`` key; each required when the extractor has one.
         """
         x = _to_nchw(image, self.channels_first)
+        if self.glimpse is not None:
+            if self.gate is not None and gate is None:
+                raise ValueError(f"this extractor is gated by {self.gate!r}; pass its values as gate=")
+            if self.exemplar is not None and exemplar is None:
+                raise ValueError(f"this extractor matches the exemplar {self.exemplar!r}; pass its images as exemplar=")
+            rows = self._glimpses(x, self.glimpse.glimpses, self.cache)
+            goal = None
+            if exemplar is not None:
+                goal = self._glimpses(_to_nchw(exemplar, self.channels_first), 1, self.exemplar_cache)[:, 0, PACKED:]
+            return self.glimpse(rows, gate, goal)
         if self.preprocess is None:  # NatureCNN
             if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
                 x = nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear")
@@ -291,6 +324,20 @@ class EmbodiedExtractor(BaseFeaturesExtractor):
         if exemplar is None:
             raise ValueError(f"this extractor matches the exemplar {self.exemplar!r}; pass its images as exemplar=")
         return torch.cat([points, self.match(out, self._trunk(_to_nchw(exemplar, self.channels_first)))], dim=1)
+
+    def _glimpses(self, x: torch.Tensor, n: int, cache: FeatureCache | None) -> torch.Tensor:
+        """(N, 3, H, W) images -> (N, n, 3 + D) packed glimpses (:func:`embodied.rl.glimpse.pack`), from the
+        cache for a frozen trunk on the CPU."""
+
+        def compute(images: torch.Tensor) -> torch.Tensor:
+            centres, valid = propose(images, n)
+            crops = crop(images, centres, self.image_size)
+            embedded = self.cnn(crops) if self.preprocess is None else self.trunk_output(crops)
+            return pack(centres, valid, embedded)
+
+        if cache is None or x.device.type != "cpu":
+            return compute(x)
+        return cache(x, compute)
 
     def _trunk(self, x: torch.Tensor) -> torch.Tensor:
         if self.cache is None or x.device.type != "cpu":
@@ -358,12 +405,14 @@ def policy_kwargs(
     gate: str | None = None,
     exemplar: str | None = None,
     trunk_lr_scale: float = 1.0,
+    glimpses: int = GLIMPSES,
 ) -> dict[str, Any]:
     """``policy_kwargs`` for SB3 ``MultiInputPolicy`` (PPO, SAC, ...) with an ``EmbodiedExtractor``.
 
     The trunk's config is recorded in the kwargs so :func:`embodied.rl.models.load_model` can rebuild a saved
     policy without the original checkpoint. ``net_arch`` defaults to SB3's own (64, 64 / 256, 256).
-    ``features`` / ``keypoints`` / ``layer`` / ``cache_mb`` / ``gate`` / ``exemplar`` / ``trunk_lr_scale``: see
+    ``features`` / ``keypoints`` / ``layer`` / ``cache_mb`` / ``gate`` / ``exemplar`` / ``trunk_lr_scale`` /
+    ``glimpses``: see
     :class:`EmbodiedExtractor`. A fine-tuned trunk with ``trunk_lr_scale`` != 1 gets ``optimizer_class``
     :class:`~embodied.rl.optim.ScaledAdam` (for PPO add ``optimizer_kwargs={"eps": 1e-5}``, what SB3 gives its
     Adam there; :func:`embodied.rl.models.config_policy_kwargs` does).
@@ -383,6 +432,7 @@ def policy_kwargs(
         "gate": gate,
         "exemplar": exemplar,
         "trunk_lr_scale": check_lr_scale(trunk_lr_scale),
+        "glimpses": int(glimpses),
     }
     config = encoder_trunk_config(encoder, seed=seed)
     if config is not None:

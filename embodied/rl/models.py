@@ -52,6 +52,7 @@ def config_policy_kwargs(cfg: RLConfig) -> dict[str, Any] | None:
         seed=cfg.seed,
         features=cfg.features,
         keypoints=cfg.keypoints,
+        glimpses=cfg.glimpses,
         proprio_dim=cfg.proprio_dim,
         cache_mb=cfg.cache_mb,
         gate=cfg.gate,

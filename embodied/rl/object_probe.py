@@ -57,6 +57,7 @@ TEST_SEED_OFFSET = 10**6  # held-out scenes' seeds, apart from the train scenes'
 GOAL_STEPS = 600  # Adam steps of the goal-pointing fit (its loss has flattened by then at 400 scenes)
 GOAL_BATCH = 64
 GOAL_LR = 3e-3
+GLIMPSE_LR = 3e-4  # PPO's: how far labels move the glimpse attention in the steps PPO gets
 
 
 @dataclass
@@ -82,7 +83,22 @@ class ObjectScenes:
 
     def observations(self, idx: np.ndarray | slice) -> dict[str, torch.Tensor]:
         """The policy's Dict observation of scenes ``idx`` (channel-first images, as SB3 hands them over)."""
-        return {"rgb": self.images[idx], "proprio": self.proprio[idx], "goal": self.goal[idx]}
+        return {
+            "rgb": self.images[idx],
+            "goal_rgb": self.exemplars[idx],
+            "proprio": self.proprio[idx],
+            "goal": self.goal[idx],
+        }
+
+    def centres_px(self) -> torch.Tensor:
+        """(S, n, 2) each object's mask centroid in pixels (x, y)."""
+        h, w = self.masks.shape[-2:]
+        ys, xs = torch.meshgrid(
+            torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+        )
+        m = self.masks.float()
+        area = m.sum((-1, -2)).clamp_min(1.0)
+        return torch.stack([(m * xs).sum((-1, -2)) / area, (m * ys).sum((-1, -2)) / area], dim=-1)
 
 
 def render_scenes(n_scenes: int, split: str, seed: int, env_kwargs: dict[str, Any] | None = None) -> ObjectScenes:
@@ -269,6 +285,61 @@ def goal_pointing(
     return (nearest == test.goal_slot).astype(np.float64)
 
 
+def glimpse_pointing(
+    encoder: str, train: ObjectScenes, test: ObjectScenes, steps: int = GOAL_STEPS, seed: int = 0
+) -> np.ndarray:
+    """(S_test,) 1.0 where the glimpse pathway attends to the goal object of a held-out scene.
+
+    The pathway is ``rl/reach_object_glimpse_ppo.toml``'s extractor (glimpses found without a network,
+    the frozen trunk's embedding of each, the attention scoring them against the exemplar's glimpse and
+    the goal one-hot: :mod:`embodied.rl.glimpse`; NatureCNN trains whole), fitted by Adam at PPO's
+    learning rate (3e-4) on the log attention weight of the glimpse nearest the goal object, on the train
+    scenes. A held-out scene counts when the attended point is nearer the goal object's centre than any
+    other object's. As :func:`goal_pointing`, what PPO would have to learn from reward, learned from labels.
+    """
+    torch.manual_seed(seed)
+    h, w = train.images.shape[-2:]
+    image = spaces.Box(0, 255, (3, h, w), np.uint8)
+    space = spaces.Dict(
+        {
+            "rgb": image,
+            "goal_rgb": image,
+            "proprio": spaces.Box(-1.0, 1.0, tuple(train.proprio.shape[1:]), np.float32),
+            "goal": spaces.Box(0.0, 1.0, tuple(train.goal.shape[1:]), np.float32),
+        }
+    )
+    kw = policy_kwargs(encoder, features="glimpses", gate="goal", exemplar="goal_rgb", seed=seed)
+    ext = EmbodiedExtractor(space, **kw["features_extractor_kwargs"])
+    params = [q for q in ext.parameters() if q.requires_grad]
+    opt = torch.optim.Adam(params, lr=GLIMPSE_LR)
+    goal_px = [s.centres_px()[np.arange(len(s.goal_slot)), s.goal_slot] for s in (train, test)]
+    rows = np.arange(len(train.goal_slot))
+    rng = np.random.default_rng(seed)
+    n = ext.glimpse.glimpses
+    ext.train()
+    for _ in tqdm(range(steps), desc=f"glimpse pointing {encoder}", leave=False):
+        idx = rng.choice(rows, size=min(GOAL_BATCH, len(rows)), replace=False)
+        out = ext.image_features(train.images[idx], train.goal[idx], train.exemplars[idx])
+        xy = out[:, 3:].reshape(-1, n, 3)
+        px = (xy[..., :2] + 1) * w / 2 - 0.5
+        target = (px - goal_px[0][idx, None]).norm(dim=-1).masked_fill(xy[..., 2] <= 0, 1e9).argmin(-1)
+        loss = F.nll_loss(xy[..., 2].clamp_min(1e-9).log(), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ext.eval()
+    with torch.no_grad():
+        out = torch.cat(
+            [
+                ext.image_features(test.images[i : i + 256], test.goal[i : i + 256], test.exemplars[i : i + 256])
+                for i in range(0, len(test.goal_slot), 256)
+            ]
+        )
+    point = (out[:, :2] + 1) * w / 2 - 0.5  # (S, 2) px
+    nearest = (test.centres_px() - point[:, None]).norm(dim=-1).argmin(-1).numpy()
+    return (nearest == test.goal_slot).astype(np.float64)
+
+
 def object_probe(
     encoders: dict[str, str],
     n_train: int = 400,
@@ -287,6 +358,7 @@ def object_probe(
       (:func:`trunk_crop_features`), beside ``pixels``;
     - ``"goal_pointing"``: :func:`goal_pointing` per encoder (none when ``goal_steps`` is 0);
       intervals resample the goal objects' instances;
+    - ``"glimpse_pointing"``: the same for :func:`glimpse_pointing`, the glimpse pathway;
     - ``"exemplar_matching"``: :func:`exemplar_choices` on the held-out scenes, for ``pixels`` and each
       encoder but NatureCNN, the fraction it gets right; intervals resample the goal objects' instances;
     - ``"matching_return"``: the mean return of :func:`follow_returns` to those choices (the
@@ -301,6 +373,7 @@ def object_probe(
     side = 2 * PIXEL_CROP_RADIUS
     crop_images = [c.view(*c.shape[:2], 3, side, side) for c in crops]
     pointing: dict[str, np.ndarray] = {}
+    glimpsing: dict[str, np.ndarray] = {}
     chosen = {"pixels": exemplar_choices("pixels", test)}
     for label, enc in tqdm(encoders.items(), desc="encoders", leave=False):
         if enc != "nature":
@@ -311,12 +384,14 @@ def object_probe(
             chosen[label] = exemplar_choices(enc, test, seed=seed, layer=layer)
         if goal_steps:
             pointing[label] = goal_pointing(enc, train, test, steps=goal_steps, seed=seed)
+            glimpsing[label] = glimpse_pointing(enc, train, test, steps=goal_steps, seed=seed)
     goal_instances = ClusterBootstrap(test.instances[np.arange(len(test.goal_slot)), test.goal_slot], seed=seed)
     object_instances = ClusterBootstrap(test.instances.reshape(-1), seed=seed)
     return {
         "category": _summarise(category, object_instances),
         "category_crop": _summarise(category_crop, object_instances),
         "goal_pointing": _summarise(pointing, goal_instances) if pointing else {},
+        "glimpse_pointing": _summarise(glimpsing, goal_instances) if glimpsing else {},
         "exemplar_matching": _summarise(
             {k: (c == test.goal_slot).astype(np.float64) for k, c in chosen.items()}, goal_instances
         ),
@@ -339,6 +414,7 @@ __all__ = [
     "exemplar_choice",
     "exemplar_choices",
     "follow_returns",
+    "glimpse_pointing",
     "goal_pointing",
     "object_probe",
     "pixel_crops",

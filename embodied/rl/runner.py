@@ -22,7 +22,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecTransposeImage
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize, VecTransposeImage
 
 from embodied.cli import UserError
 from embodied.envs import register_all, resolve
@@ -37,6 +37,8 @@ from embodied.rl.state import STATE_ENCODERS, PrivilegedState
 from embodied.rl.wrappers import SuccessInfo
 
 TRAIN_SEED_STRIDE = 1000  # training env seeds: seed x 1000 + env index
+REWARD_GAMMA = 0.99  # --norm-reward's return estimate: PPO's and SAC's default discount in SB3
+RANDOM_ACTION_EPISODES = 200  # compare_rl's floor: +-0.04 on a success near 0.09
 EVAL_ENV_SEED = 0
 CHECKPOINTS_PER_RUN = 4
 
@@ -98,6 +100,34 @@ def _check_device(device: str) -> None:
         raise UserError("--device", device, "cpu (CUDA is not available here)")
 
 
+def random_action_success(
+    env_id: str, eval_kwargs: dict[str, Any], episodes: int = RANDOM_ACTION_EPISODES, seed: int = EVAL_SEED_OFFSET
+) -> list[float]:
+    """[mean, lo, hi]: the held-out success of uniform random actions (``episodes`` seeded episodes of the
+    evaluation env, ``info["success"]`` at each episode's end) with its 95 % Wilson interval: the level a
+    policy reaches without learning anything, below which a success threshold means nothing."""
+    env = gym.make(env_id, **eval_kwargs)
+    env.action_space.seed(seed)
+    wins = 0
+    for episode in range(episodes):
+        env.reset(seed=seed + episode)
+        done, info = False, {}
+        while not done:
+            _, _, term, trunc, info = env.step(env.action_space.sample())
+            done = term or trunc
+        wins += bool(info.get("success", False))
+    env.close()
+    return wilson(wins, episodes)
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> list[float]:
+    """[p, lo, hi]: a success rate and its Wilson score interval (95 % at z = 1.96)."""
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [p, float(max(centre - half, 0.0)), float(min(centre + half, 1.0))]
+
+
 def make_envs(
     cfg: RLConfig, env_id: str, env_kwargs: dict[str, Any], eval_kwargs: dict[str, Any], out: Path
 ) -> tuple[VecEnv, VecEnv]:
@@ -112,6 +142,8 @@ def make_envs(
         monitor_dir=str(out / "monitor"),
         wrapper_class=env_wrapper(cfg.encoder),
     )
+    if cfg.norm_reward:  # Monitor (inside) logs the raw rewards; only the learner sees scaled ones
+        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=REWARD_GAMMA)
     return venv, make_eval_env(env_id, eval_kwargs, cfg.encoder)
 
 

@@ -219,15 +219,15 @@ def test_render_frame():
     e.close()
 
 
-@pytest.mark.parametrize("name", ["reach_object_ppo", "reach_object_exemplar_ppo"])
+@pytest.mark.parametrize("name", ["reach_object_ppo", "reach_object_exemplar_ppo", "reach_object_glimpse_ppo"])
 def test_ppo_smoke_run(tmp_path, name):
     """PPO on the new task through the RL runner with the comparison's presets (gated keypoints, cached
-    frozen trunk; the goal named by example), cut short, headless; the saved model reloads and acts."""
+    frozen trunk; the goal named by example; glimpses), cut short, headless; the saved model reloads and acts."""
     from embodied.rl import RLConfig, load_preset, load_sb3_policy, train
 
     threads = torch.get_num_threads()
     preset = load_preset(name)
-    assert preset["gate"] == "goal" and preset["features"] == "keypoints"
+    assert preset["gate"] == "goal" and preset["features"] in ("keypoints", "glimpses")
     short = dict(steps=128, n_envs=2, vec="dummy", n_steps=32, batch_size=32, n_epochs=1, eval_episodes=2, threads=1)
     cfg = RLConfig(**{**preset, **short}, quiet=True, out=tmp_path / "run")
     try:

@@ -104,7 +104,7 @@ def test_bad_exemplar_keys_are_clear_errors(ckpt):
     for bad, match in (
         ({"exemplar": "goal"}, r"exemplar='goal'; expected an image observation key other than 'rgb'"),
         ({"exemplar": "rgb"}, r"exemplar='rgb'; expected an image observation key other than 'rgb'"),
-        ({"features": "embed"}, "exemplar='goal_rgb' needs features='keypoints'; got features='embed'"),
+        ({"features": "embed"}, "exemplar='goal_rgb' needs features='keypoints' or 'glimpses'; got features='embed'"),
     ):
         with pytest.raises(ValueError, match=match):
             EmbodiedExtractor(exemplar_space(), **{**kw, **bad})

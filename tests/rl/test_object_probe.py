@@ -12,6 +12,7 @@ import torch
 from embodied.rl.object_probe import (
     exemplar_choices,
     follow_returns,
+    glimpse_pointing,
     goal_pointing,
     object_probe,
     pixel_crops,
@@ -85,12 +86,13 @@ def test_object_probe_end_to_end(tmp_path):
     assert result["category_crop"]["accuracy"]["pixels"] == result["category"]["accuracy"]["pixels"]
     assert set(result["goal_pointing"]["accuracy"]) == {"random", "nature"}
     assert set(result["goal_pointing"]["minus_random"]) == {"nature"}
+    assert set(result["glimpse_pointing"]["accuracy"]) == {"random", "nature"}
     assert (
         set(result["exemplar_matching"]["accuracy"])
         == set(result["matching_return"]["accuracy"])
         == {"pixels", "random"}
     )
-    for name in ("category", "category_crop", "goal_pointing", "exemplar_matching"):
+    for name in ("category", "category_crop", "goal_pointing", "glimpse_pointing", "exemplar_matching"):
         for iv in result[name]["accuracy"].values():
             assert 0.0 <= iv.lo <= iv.value <= iv.hi <= 1.0
     proc = subprocess.run(
@@ -101,6 +103,7 @@ def test_object_probe_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = json.loads((tmp_path / "probe.json").read_text())
     chance = {"category": 0.25, "category_crop": 0.25, "goal_pointing": 1 / 2, "exemplar_matching": 1 / 2}
+    chance["glimpse_pointing"] = 1 / 2
     assert out["chance"] == pytest.approx(chance)
     assert out["env_kwargs"] == {"n_objects": 2, "category_colours": True}
     assert set(out["goal_pointing"]["accuracy"]) == {"random"}
@@ -112,6 +115,13 @@ def test_goal_pointing_learns_the_colour_variant():
     kw = {"category_colours": True}
     train, test = render_scenes(200, "train", 0, kw), render_scenes(60, "heldout", 10**6, kw)
     assert goal_pointing("random", train, test, steps=600).mean() > 0.5  # chance 1/3; measured 0.63
+
+
+def test_glimpse_pointing_learns_the_colour_variant():
+    """The glimpse pathway fitted with labels attends to the goal object far above chance when colour names it."""
+    kw = {"category_colours": True}
+    train, test = render_scenes(200, "train", 0, kw), render_scenes(60, "heldout", 10**6, kw)
+    assert glimpse_pointing("random", train, test, steps=300).mean() > 0.6  # chance 1/3
 
 
 def test_exemplar_matching_by_colour_is_perfect_on_the_colour_variant():

@@ -75,6 +75,45 @@ def test_aggregate_threshold_is_randoms_final_success(tmp_path):
     assert "| mine | 2 | 1.00 [1.00, 1.00] | - | 0.0 | - | - | - | - | - | - | - |" in alone
 
 
+def test_threshold_is_floored_at_random_actions(tmp_path):
+    """Random's final 0.25 under random actions' 0.4: the threshold is 0.4, and a curve that reaches 0.25
+    early but never 0.4 has no ratio; above random's final, the floor changes nothing; --threshold is kept."""
+    runs = {
+        "random": [
+            fake_run(tmp_path / f"r{s}", "random", s, [0, 10, 20], [0.0, 0.5, v], [0, 0, 0])
+            for s, v in ((0, 0.5), (1, 0.0))
+        ],
+        "mine": [
+            fake_run(tmp_path / f"m{s}", "runs/x", s, [0, 10, 20], [0.0, v, 0.0], [0, 0, 0])
+            for s, v in ((0, 0.5), (1, 0.0))
+        ],
+    }
+    floored = aggregate(runs, None, random_actions=[0.4, 0.3, 0.5])
+    assert floored["threshold"] == 0.4 and floored["threshold_floored"]
+    assert floored["encoders"]["mine"]["steps_to_threshold"] is None  # 0.25 at step 10, never 0.4
+    md = table(floored)
+    assert "threshold: held-out success >= 0.400 (random's final success was below random actions'" in md
+    assert "uniform random actions: held-out success 0.40 [0.30, 0.50] (95 % Wilson)" in md
+    unfloored = aggregate(runs, None, random_actions=[0.1, 0.05, 0.2])
+    assert unfloored["threshold"] == 0.25 and not unfloored["threshold_floored"]
+    assert unfloored["encoders"]["mine"]["steps_to_threshold"] == 10
+    assert aggregate(runs, 0.2, random_actions=[0.4, 0.3, 0.5])["threshold"] == 0.2
+    plot_comparison(floored, tmp_path / "c.png", "t")
+    assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_random_action_success_and_its_wilson_interval():
+    """Wilson 95 % intervals against the textbook values (9 of 100: 0.048-0.162; 0 of 10: 0-0.278), and the
+    random-action level of Reach measured twice: seeded, so the same."""
+    from embodied.rl.runner import random_action_success, wilson
+
+    assert wilson(9, 100) == pytest.approx([0.09, 0.0481, 0.1623], abs=1e-4)
+    assert wilson(0, 10) == pytest.approx([0.0, 0.0, 0.2775], abs=1e-4)
+    first = random_action_success("embodied/Reach-v0", {}, episodes=10)
+    assert first == random_action_success("embodied/Reach-v0", {}, episodes=10)
+    assert 0.0 <= first[1] <= first[0] <= first[2] <= 1.0
+
+
 def test_aggregate_closest_approach_and_wrong_touches(tmp_path):
     """Final closest approach 0.02 and 0.04 m over 2 seeds: mean 0.03, half-width 12.706 x 0.01414 / sqrt(2)."""
     runs = {

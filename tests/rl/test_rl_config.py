@@ -27,7 +27,7 @@ def test_every_field_has_a_help_that_is_its_flags_help():
         assert f.metadata["help"], f.name
         assert f"--{f.name.replace('_', '-')}" in text
         assert " ".join(f.metadata["help"].split()) in text, f.name
-    assert len(names) == 34
+    assert len(names) == 36
 
 
 def test_defaults_without_a_preset_are_the_dataclass_defaults(tmp_path):

@@ -142,7 +142,7 @@ def test_gate_makes_the_keypoints_follow_the_goal(ckpt):
     for bad, match in (
         ({"gate": "rgb"}, r"gate='rgb'; expected a non-image observation key \(goal, proprio\)"),
         ({"gate": "tool"}, r"gate='tool'; expected a non-image observation key"),
-        ({"features": "embed"}, "gate='goal' needs features='keypoints'; got features='embed'"),
+        ({"features": "embed"}, "gate='goal' needs features='keypoints' or 'glimpses'; got features='embed'"),
     ):
         with pytest.raises(ValueError, match=match):
             EmbodiedExtractor(space, **{**kw, **bad})

@@ -93,3 +93,29 @@ def test_sac_smoke_and_reload(tmp_path):
     loaded = load_model(tmp_path / "sac.zip")
     assert isinstance(loaded, SAC)
     np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+
+
+def test_norm_reward_scales_the_learners_rewards_only(tmp_path):
+    """--norm-reward: the training envs give reward / sqrt(running return variance + eps) (SB3 VecNormalize,
+    observations untouched), the raw reward stays readable, and the evaluation env is not wrapped."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from embodied.rl import RLConfig
+    from embodied.rl.runner import make_envs
+
+    cfg = RLConfig(env="reach", n_envs=2, vec="dummy", norm_reward=True, out=tmp_path)
+    venv, eval_env = make_envs(cfg, "embodied/Reach-v0", {}, {}, tmp_path)
+    try:
+        assert isinstance(venv, VecNormalize) and not venv.norm_obs and venv.norm_reward
+        assert not isinstance(eval_env, VecNormalize) and not isinstance(eval_env.venv, VecNormalize)
+        venv.seed(0)
+        venv.reset()
+        for _ in range(30):
+            _, scaled, _, _ = venv.step(np.stack([venv.action_space.sample() for _ in range(2)]))
+            raw = venv.get_original_reward()
+            want = np.clip(raw / np.sqrt(venv.ret_rms.var + venv.epsilon), -venv.clip_reward, venv.clip_reward)
+            np.testing.assert_allclose(scaled, want, rtol=1e-5)
+        assert venv.ret_rms.count > 30 and np.abs(raw).max() > 0
+    finally:
+        venv.close()
+        eval_env.close()
