@@ -12,7 +12,7 @@ policy the second:
    its peak, each peak's neighbourhood (``SUPPRESS`` px) cleared of figure before the next (non-maximum
    suppression, as object proposals by background subtraction in Pinto & Gupta, ICRA 2016).
    Glimpses are found biggest first; the fingertip is one of them;
-2. **what** (:func:`crop`): the ``2 x radius`` px square round each peak, resampled to the trunk's
+2. **what** (:func:`crop`): the ``2 x RADIUS`` px square round each peak, resampled to the trunk's
    input size, goes through the trunk to its pooled embedding (D);
 3. **which** (:class:`GlimpseAttention`): each glimpse scores how well it matches the goal, a
    cosine with the exemplar's glimpse (the goal by example: zero-shot, what the trunk already

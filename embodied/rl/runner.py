@@ -144,7 +144,7 @@ def make_envs(
     )
     if cfg.norm_reward:  # Monitor (inside) logs the raw rewards; only the learner sees scaled ones
         venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=REWARD_GAMMA)
-    return venv, make_eval_env(env_id, eval_kwargs, cfg.encoder)
+    return venv, make_eval_env(env_id, eval_kwargs, cfg.encoder, cfg.norm_reward)
 
 
 def env_wrapper(encoder: str) -> Callable[[gym.Env], gym.Env]:
@@ -154,11 +154,19 @@ def env_wrapper(encoder: str) -> Callable[[gym.Env], gym.Env]:
     return SuccessInfo
 
 
-def make_eval_env(env_id: str, eval_kwargs: dict[str, Any], encoder: str = "random") -> VecEnv:
-    """The one-env evaluation VecEnv, channel-first images like the policy's training input."""
+def make_eval_env(
+    env_id: str, eval_kwargs: dict[str, Any], encoder: str = "random", norm_reward: bool = False
+) -> VecEnv:
+    """The one-env evaluation VecEnv, channel-first images like the policy's training input.
+
+    With ``norm_reward`` it holds a VecNormalize that changes nothing (SB3's evaluation syncs the training
+    envs' statistics into a wrapper at the same place in the chain); it reports raw rewards.
+    """
     inner = make_vec_env(
         env_id, n_envs=1, seed=EVAL_ENV_SEED, env_kwargs=eval_kwargs, wrapper_class=env_wrapper(encoder)
     )
+    if norm_reward:
+        inner = VecNormalize(inner, training=False, norm_obs=False, norm_reward=False)
     return inner if str(encoder) in STATE_ENCODERS else VecTransposeImage(inner)
 
 

@@ -97,17 +97,18 @@ def test_sac_smoke_and_reload(tmp_path):
 
 def test_norm_reward_scales_the_learners_rewards_only(tmp_path):
     """--norm-reward: the training envs give reward / sqrt(running return variance + eps) (SB3 VecNormalize,
-    observations untouched), the raw reward stays readable, and the evaluation env is not wrapped."""
+    observations untouched), the raw reward stays readable, the evaluation env's rewards are raw, and a
+    short run (whose evaluation syncs the statistics) completes."""
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from embodied.rl import RLConfig
+    from embodied.rl import RLConfig, train
     from embodied.rl.runner import make_envs
 
     cfg = RLConfig(env="reach", n_envs=2, vec="dummy", norm_reward=True, out=tmp_path)
     venv, eval_env = make_envs(cfg, "embodied/Reach-v0", {}, {}, tmp_path)
     try:
         assert isinstance(venv, VecNormalize) and not venv.norm_obs and venv.norm_reward
-        assert not isinstance(eval_env, VecNormalize) and not isinstance(eval_env.venv, VecNormalize)
+        assert isinstance(eval_env.venv, VecNormalize) and not eval_env.venv.norm_reward
         venv.seed(0)
         venv.reset()
         for _ in range(30):
@@ -119,3 +120,10 @@ def test_norm_reward_scales_the_learners_rewards_only(tmp_path):
     finally:
         venv.close()
         eval_env.close()
+    run = RLConfig(env="reach", steps=128, n_envs=2, vec="dummy", n_steps=32, batch_size=32, n_epochs=1,
+                   eval_episodes=2, norm_reward=True, quiet=True, out=tmp_path / "run")  # fmt: skip
+    threads = torch.get_num_threads()
+    try:
+        assert train(run)["steps"] >= 128
+    finally:
+        torch.set_num_threads(threads)
