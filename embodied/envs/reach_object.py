@@ -9,7 +9,8 @@ in the pixels does. Touching a wrong object ends the episode. Evaluation uses he
 (``split="heldout"``), so recognising means recognising a category, not memorising instances.
 
 Same world, camera and conventions as Reach: metres, z up, table top at z = 0, a fixed camera
-above the origin looking straight down (image up = world +x, image left = world +y), a
+above the origin looking straight down (image up = world +x, image left = world +y; ``camera_elevation``
+tilts it towards the robot's head-camera view, keeping image up towards +x), a
 kinematic fingertip sphere (no physics) moved by planar deltas, the table not drawn (its colour
 fills the background pixels). Objects are static and the world is never stepped; an episode
 removes the old objects (newest first) and spawns the new ones (memoized shapes), so body ids
@@ -56,6 +57,15 @@ CATEGORY_RGB = np.array(
 )
 
 
+def camera_view(elevation: float) -> list[float]:
+    """The view matrix of the camera CAMERA_HEIGHT m from the table's centre, ``elevation`` degrees above
+    the table on the -x side (90: straight down), image up towards world +x in both cases."""
+    if elevation >= 90.0:
+        return look_at((0.0, 0.0, CAMERA_HEIGHT), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0))
+    e = math.radians(elevation)
+    return look_at((-CAMERA_HEIGHT * math.cos(e), 0.0, CAMERA_HEIGHT * math.sin(e)), (0.0, 0.0, 0.0))
+
+
 class ReachObjectEnv(gym.Env):
     """Touch the tabletop object of the goal category with a kinematic fingertip, from pixels.
 
@@ -76,7 +86,7 @@ class ReachObjectEnv(gym.Env):
     ## Observation Space
 
     ``Dict(rgb=Box(0, 255, (size, size, 3), uint8), proprio=Box(-1, 1, (4,), float32),
-    goal=Box(0, 1, (K,), float32))``: the top-down view; the fingertip's position (x, y) / 0.22 m
+    goal=Box(0, 1, (K,), float32))``: the camera's view (top-down by default); the fingertip's position (x, y) / 0.22 m
     and the last action executed (clipped to [-1, 1]; zeros at reset), as in Reach; and the goal
     category as a one-hot over the env's K = ``len(categories)`` categories (in the order given).
     Nothing but the image reveals where any object is, or which is which.
@@ -148,6 +158,9 @@ class ReachObjectEnv(gym.Env):
             diagnostic variant in which recognising the category is trivial, so what is left is the
             control. At most 6 categories.
         goal_image: add ``goal_rgb``, an exemplar of the goal category (see Observation Space).
+        camera_elevation: degrees in [45, 90] of the camera above the table, 0.8 m from its centre:
+            90 (the default) looks straight down; lower tilts it towards the robot's head camera
+            (45-75 deg, the view every learner trains on), from the -x side, image up still world +x.
         render_size: pixels of ``render()`` frames. render_mode: None or "rgb_array".
         renderer: "tiny" or "egl".
     """
@@ -168,6 +181,7 @@ class ReachObjectEnv(gym.Env):
         wrong_penalty: float = 5.0,
         category_colours: bool = False,
         goal_image: bool = False,
+        camera_elevation: float = 90.0,
         render_size: int = 256,
         render_mode: str | None = None,
         renderer: str = "tiny",
@@ -206,6 +220,10 @@ class ReachObjectEnv(gym.Env):
         if goal_image and any(len(pool) < 2 for pool in self.pools):
             raise ValueError(f"goal_image=True needs 2 instances of each category in split {self.split!r}")
         self.goal_image = goal_image
+        elevation = check_number("camera_elevation", camera_elevation, 0.0, "degrees in [45, 90]", strict=False)
+        if not 45.0 <= elevation <= 90.0:
+            raise ValueError(f"camera_elevation={camera_elevation!r}; expected degrees in [45, 90]")
+        self.camera_elevation = elevation
 
         n, k = self.n_objects, len(self.categories)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
@@ -219,7 +237,7 @@ class ReachObjectEnv(gym.Env):
         )
         big = max(self.size, render_size)
         self.sim = BulletSim(renderer=renderer, width=big, height=big)
-        self.view = look_at((0.0, 0.0, CAMERA_HEIGHT), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0))
+        self.view = camera_view(elevation)
         self.camera = Camera(self.size, self.size, fov=CAMERA_FOV, near=0.1, far=2.0)
         self.render_camera = Camera(render_size, render_size, fov=CAMERA_FOV, near=0.1, far=2.0)
         finger = self.sim.create_body(

@@ -146,6 +146,9 @@ def test_reward_is_progress_plus_bonus(env):
         {"render_mode": "human"},
         {"category_colours": "yes"},
         {"goal_image": 1},
+        {"camera_elevation": 30.0},
+        {"camera_elevation": 91.0},
+        {"camera_elevation": "low"},
     ],
 )
 def test_bad_arguments_are_value_errors(kwargs):
@@ -209,6 +212,31 @@ def test_goal_image_shows_another_instance_of_the_goal_category_alone(split):
     assert (again["goal_rgb"] == b["goal_rgb"]).all()  # a pure function of the seed
     plain.close()
     named.close()
+
+
+@pytest.mark.parametrize("elevation", [45.0, 60.0])
+def test_tilted_camera_sees_the_fingertip_everywhere_and_the_far_side_up(elevation):
+    """A tilted camera keeps the whole workspace in view and world +x towards image up; the scene (and
+    so the oracle's success) is the top-down env's, only the view differs."""
+    from embodied.envs.reach import FINGER_RANGE
+
+    top, tilted = ReachObjectEnv(), ReachObjectEnv(camera_elevation=elevation, goal_image=True)
+    a, info_a = top.reset(seed=3)
+    b, info_b = tilted.reset(seed=3)
+    assert np.array_equal(info_a["objects"], info_b["objects"]) and not np.array_equal(a["rgb"], b["rgb"])
+    rows = {}
+    for fx in (-FINGER_RANGE, FINGER_RANGE):
+        for fy in (-FINGER_RANGE, FINGER_RANGE):
+            tilted.finger_xy = np.array([fx, fy])
+            tilted._place_finger()
+            seen = tilted.camera.render(tilted.sim, tilted.view, seg=True).seg == tilted.finger
+            assert seen.sum() >= 4, (fx, fy)  # visible, not clipped away
+            rows[fx] = np.nonzero(seen)[0].mean()
+    assert rows[FINGER_RANGE] < rows[-FINGER_RANGE] - 16  # the far side (+x) is up
+    top.close()
+    tilted.close()
+    successes = [run_oracle(ReachObjectEnv(camera_elevation=elevation), seed)[0]["success"] for seed in range(10)]
+    assert np.mean(successes) >= 0.9
 
 
 def test_render_frame():
