@@ -2,8 +2,8 @@
 
 Heads: grasp on conv4-level maps of the grasp patch (18 angle bins, BCE on the tried bin);
 push on conv3-level maps of (before, after) through the same trunk twice (siamese), regressing
-the push action; poke on the embedding, regressing the force profile or its fitted line
-(``poke_target``); identity on the embedding, views of one instance close (cosine) and other
+the push action; poke on the embedding, regressing the force profile, its fitted line or how
+the press ended (``poke_target``); identity on the embedding, views of one instance close (cosine) and other
 instances apart. Each training step takes one batch per task in turn and applies the trunk's
 gradients accumulated over the four tasks together, as in the paper.
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from embodied.agents.base import Agent
@@ -30,6 +31,10 @@ from embodied.nn.losses import cosine_embedding_loss, grasp_loss, nt_xent, regre
 from embodied.nn.trunk import TrunkConfig
 
 TASKS = ("grasp", "push", "poke", "identity")
+# poke_target -> the poke item's key. "press" regresses (log(1 + peak force / N), depth / m): contact stiffness
+# spans three decades across the library (foam ~1e3 N/m, brick 1e6), so the peak force does too (teddy
+# ~19 N, mug ~330 N); on a log scale soft categories differ from each other, not only from hard ones
+POKE_KEYS = {"line": "line", "profile": "force", "press": "press"}
 
 
 def recolour(images: torch.Tensor, share: float) -> torch.Tensor:
@@ -45,6 +50,25 @@ def recolour(images: torch.Tensor, share: float) -> torch.Tensor:
     return torch.where(pick[:, None, None, None], out.round().to(images.dtype), images)
 
 
+def lowres(images: torch.Tensor, share: float, sides: tuple[int, int]) -> torch.Tensor:
+    """uint8 (N, H, W, 3) images, a random ``share`` of them downsampled (antialiased) to s x s px, s uniform
+    in ``sides`` (inclusive), and resized back (bilinear), so that texture, which tells one instance from
+    another but not one category from another, stops telling views apart, and the trunk meets objects at
+    the few pixels the RL camera gives them (ReachObject: 5-14 px across in 64 px). Images no larger than
+    s stay as they are. Draws from torch's global generator, as :func:`recolour`."""
+    n, h, w, _ = images.shape
+    pick = torch.rand(n, device=images.device) < share
+    side = torch.randint(sides[0], sides[1] + 1, (n,), device=images.device)
+    out = images.clone()
+    for i in torch.nonzero(pick & (side < min(h, w))).flatten().tolist():
+        x = images[i].permute(2, 0, 1)[None].float()
+        s = int(side[i])
+        small = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+        big = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+        out[i] = big[0].permute(1, 2, 0).round().clamp(0, 255).to(images.dtype)
+    return out
+
+
 class CuriousAgent(Agent):
     defaults: ClassVar[dict[str, Any]] = {
         "tasks": list(TASKS),  # a subset trains an ablation
@@ -52,12 +76,14 @@ class CuriousAgent(Agent):
         "grasp_layer": "conv4",
         "push_layer": "conv3",
         "patch": 64,  # grasp patch side in pixels (reader option)
-        "poke_target": "line",  # "line" (slope, intercept) or "profile" (the whole force curve)
+        "poke_target": "line",  # "line" (slope, intercept), "profile" (the force curve) or "press" (peak, depth)
         "regression": "mse",  # "mse" or "smooth_l1" for push and poke
         "identity_loss": "cosine",  # "cosine", "triplet" or "nt_xent" (the batch as negatives)
         "identity_margin": 0.5,
         "identity_temperature": 0.1,  # nt_xent only
         "identity_recolour": 0.0,  # share of identity views whose colour channels are permuted and rescaled
+        "identity_lowres": 0.0,  # share of identity views seen at a few pixels (lowres)
+        "identity_lowres_px": [12, 32],  # the side those views are downsampled to, px (inclusive range)
         "hidden": 256,
         "balance": "uncertainty",  # "none", "mean" (running-mean normalisation) or "uncertainty" (Kendall et al.)
     }
@@ -89,8 +115,7 @@ class CuriousAgent(Agent):
     @classmethod
     def required_keys(cls, task: str, options: dict[str, Any]) -> tuple[str, ...]:
         if task == "poke":
-            target = {**cls.defaults, **options}["poke_target"]
-            return ("rgb", "line" if target == "line" else "force")
+            return ("rgb", POKE_KEYS.get({**cls.defaults, **options}["poke_target"], "line"))
         if task == "identity" and {**cls.defaults, **options}["identity_loss"] == "nt_xent":
             return ("anchor", "positive", "instance")
         return cls.keys.get(task, ())
@@ -98,9 +123,10 @@ class CuriousAgent(Agent):
     def __init__(self, trunk: TrunkConfig, options: dict[str, Any], datasets: dict[str, Dataset]) -> None:
         super().__init__(trunk, options, datasets)
         o = self.options
-        if o["poke_target"] not in ("line", "profile"):
-            raise ValueError(f"poke_target={o['poke_target']!r}; expected 'line' or 'profile'")
-        self.poke_key = "line" if o["poke_target"] == "line" else "force"
+        if o["poke_target"] not in POKE_KEYS:
+            raise ValueError(f"poke_target={o['poke_target']!r}; expected one of {', '.join(POKE_KEYS)}")
+        self.poke_key = POKE_KEYS[o["poke_target"]]
+        self.poke_log = o["poke_target"] == "press"  # its first column, the peak force, on a log scale
         if o["identity_loss"] == "nt_xent":  # the negative view is not embedded: the batch's others are
             self.images_per_item = {**self.images_per_item, "identity": 2}
         unknown = set(self.tasks) - set(TASKS)
@@ -116,7 +142,8 @@ class CuriousAgent(Agent):
         if "poke" in datasets:
             self.spec["poke_dim"] = int(datasets["poke"][0][self.poke_key].numel())
             self.poke = EmbeddingHead(d, self.spec["poke_dim"], hidden=h)
-            self.poke_scale = TargetScaler(target_column(datasets["poke"], self.poke_key))
+            column = torch.from_numpy(target_column(datasets["poke"], self.poke_key))
+            self.poke_scale = TargetScaler(self._poke_units(column).numpy())
         self.balance = LossBalancer(self.tasks, o["balance"])
         if "identity" in datasets:
             self.identity = EmbeddingHead(d, d, hidden=h)
@@ -129,8 +156,23 @@ class CuriousAgent(Agent):
         return self.push_scale.inverse(self.push({layer: feats[:n]}, {layer: feats[n:]}))
 
     def predict_poke(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, H, W, 3) images -> (N, K) poke targets (line: slope N/s, intercept N; or force profile N)."""
-        return self.poke_scale.inverse(self.poke(self.embed(images)))
+        """(N, H, W, 3) images -> (N, K) poke targets in the data's units (line: slope N/s, intercept N;
+        profile: N; press: peak N, depth m)."""
+        pred = self.poke_scale.inverse(self.poke(self.embed(images)))
+        if self.poke_log:
+            pred = torch.cat([pred[:, :1].expm1(), pred[:, 1:]], 1)
+        return pred
+
+    def _poke_units(self, value: torch.Tensor) -> torch.Tensor:
+        """(N, ...) poke item in the data's units -> (N, K) the units regressed (log(1 + peak / N) for press)."""
+        value = value.double().flatten(1)
+        if self.poke_log:
+            value = torch.cat([value[:, :1].clamp_min(0).log1p(), value[:, 1:]], 1)
+        return value
+
+    def poke_target(self, value: torch.Tensor) -> torch.Tensor:
+        """(N, ...) poke item (``poke_key``) in the data's units -> (N, K) standard scores of the regressed target."""
+        return self.poke_scale(self._poke_units(value).float())
 
     def loss(self, task: str, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raw, metrics = self._task_loss(task, batch)
@@ -154,7 +196,7 @@ class CuriousAgent(Agent):
             loss = regression_loss(pred.float(), self.push_scale(batch["action"]), self.options["regression"])
             return loss, {}
         if task == "poke":
-            target = self.poke_scale(batch[self.poke_key].float().flatten(1))
+            target = self.poke_target(batch[self.poke_key])
             loss = regression_loss(self.poke(self.embed(batch["rgb"])).float(), target, self.options["regression"])
             return loss, {}
         if task == "identity":
@@ -164,6 +206,9 @@ class CuriousAgent(Agent):
             views = torch.cat(parts)
             if self.training and self.options["identity_recolour"] > 0:
                 views = recolour(views, float(self.options["identity_recolour"]))
+            if self.training and self.options["identity_lowres"] > 0:
+                lo, hi = (int(v) for v in self.options["identity_lowres_px"])
+                views = lowres(views, float(self.options["identity_lowres"]), (lo, hi))
             z = self.identity(self.embed(views))
             a, p, q = z[:n], z[n : 2 * n], z[2 * n :]
             if contrastive:

@@ -36,7 +36,7 @@ def synthetic_datasets(agent: str, n: int = 64, size: int = 32, seed: int = 0, k
     """{task: Dataset} for the agent class name's tasks ("equivariant", "curious"...), ``n`` items each.
 
     Formats: ego {"x_i","x_j","motion","g","dt"}; frames {"rgb","scene_class_id"}; grasp {"patch",
-    "angle_bin","success"}; push {"before","after","action" (5,)}; poke {"rgb","force" (16,),"line" (2,)};
+    "angle_bin","success"}; push {"before","after","action" (5,)}; poke {"rgb","force" (16,),"line" (2,),"press" (2,)};
     identity {"anchor","positive","negative","instance","category"}.
     """
     g = torch.Generator().manual_seed(seed)
@@ -72,7 +72,14 @@ def synthetic_datasets(agent: str, n: int = 64, size: int = 32, seed: int = 0, k
             ),
             "push": TensorItems({"before": img(), "after": img(), "action": torch.rand(n, 5, generator=g) * 2 - 1}),
             "poke": TensorItems(
-                {"rgb": img(), "force": torch.rand(n, 16, generator=g), "line": torch.randn(n, 2, generator=g)}
+                {
+                    "rgb": img(),
+                    "force": torch.rand(n, 16, generator=g),
+                    "line": torch.randn(n, 2, generator=g),
+                    # its own stream: the other items stay what they were before press existed
+                    "press": torch.rand(n, 2, generator=torch.Generator().manual_seed(g.initial_seed() + 1))
+                    * torch.tensor([300.0, 0.02]),  # N, m
+                }
             ),
             "identity": TensorItems(
                 {

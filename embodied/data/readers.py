@@ -233,14 +233,21 @@ class PushPairDataset(Dataset):
 
 
 class PokeDataset(Dataset):
-    """(e) Pokes: the image before, the fingertip's normal-force profile and its line fit.
+    """(e) Pokes: the image before, the fingertip's normal-force profile, its line fit and how the press ended.
 
-    Item: {"rgb": (H, W, 3) uint8, "force": (L,) float32 newtons, "line": (2,) float32 (slope, intercept)}.
+    Item: {"rgb": (H, W, 3) uint8, "force": (L,) float32 newtons, "line": (2,) float32 (slope N/s, intercept N),
+    "press": (2,) float32 (peak normal force N, depth pressed below the surface m)}.
     """
 
     def __init__(self, root: str | Path) -> None:
         self.cache = FrameCache(root, keys=("rgb",))
-        self.steps = StepTable(self.cache, {"force": "infos/force_profile", "line": "infos/fit"})
+        fields = {
+            "force": "infos/force_profile",
+            "line": "infos/fit",
+            "peak": "infos/peak_force",
+            "depth": "infos/depth",
+        }
+        self.steps = StepTable(self.cache, fields)
         _nonempty(self, root, "pokes")
 
     def __len__(self) -> int:
@@ -251,6 +258,7 @@ class PokeDataset(Dataset):
             "rgb": torch.from_numpy(np.array(self.cache.obs["rgb"][int(self.steps["frame"][n])])),
             "force": torch.from_numpy(np.asarray(self.steps["force"][n], dtype=np.float32)),
             "line": torch.from_numpy(np.asarray(self.steps["line"][n], dtype=np.float32)),
+            "press": torch.tensor([self.steps["peak"][n], self.steps["depth"][n]], dtype=torch.float32),
         }
 
 

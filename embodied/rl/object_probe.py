@@ -51,6 +51,7 @@ from embodied.eval.bootstrap import ClusterBootstrap, Interval
 from embodied.eval.classify import linear_probe_predict
 from embodied.rl.exemplar import match_scores
 from embodied.rl.extractor import EmbodiedExtractor, policy_kwargs
+from embodied.rl.glimpse import at_size
 
 PIXEL_CROP_RADIUS = 8  # px at 64 px: the crop covers the largest object's footprint
 TEST_SEED_OFFSET = 10**6  # held-out scenes' seeds, apart from the train scenes'
@@ -262,7 +263,8 @@ def goal_pointing(
             "goal": spaces.Box(0.0, 1.0, tuple(train.goal.shape[1:]), np.float32),
         }
     )
-    kw = policy_kwargs(encoder, features="keypoints", gate="goal", seed=seed)["features_extractor_kwargs"]
+    # a view larger than the trunk's input is resized to it, as train_rl.py --resize does
+    kw = policy_kwargs(encoder, features="keypoints", gate="goal", resize=True, seed=seed)["features_extractor_kwargs"]
     ext = EmbodiedExtractor(space, **kw)
     head = nn.Linear(ext.features_dim, 2)
     params = [q for q in [*ext.parameters(), *head.parameters()] if q.requires_grad]
@@ -367,10 +369,11 @@ def object_probe(
     train = render_scenes(n_train, "train", seed, env_kwargs)
     test = render_scenes(n_test, "heldout", seed + TEST_SEED_OFFSET, env_kwargs)
     labels = (train.categories, test.categories)
-    crops = [pixel_crops(s.images, s.masks) for s in (train, test)]
+    radius = at_size(PIXEL_CROP_RADIUS, train.images.shape[-1])  # the same share of the view at any size
+    crops = [pixel_crops(s.images, s.masks, radius) for s in (train, test)]
     category = {"pixels": probe_correct(*zip(crops, labels, strict=True))}
     category_crop = dict(category)
-    side = 2 * PIXEL_CROP_RADIUS
+    side = 2 * radius
     crop_images = [c.view(*c.shape[:2], 3, side, side) for c in crops]
     pointing: dict[str, np.ndarray] = {}
     glimpsing: dict[str, np.ndarray] = {}

@@ -90,10 +90,22 @@ def test_ridge_maps_are_refit_each_training_batch_and_saved_as_buffers():
     assert agent.maps.count.sum().item() == pytest.approx(8.0)
 
 
-def test_curious_poke_target_option_picks_line_or_profile():
+def test_curious_poke_target_option_picks_line_profile_or_press():
     ds = synthetic_datasets("curious", n=4)
     assert build_agent(tiny("curious"), ds).spec["poke_dim"] == 2
     assert build_agent(tiny("curious", ["options.poke_target='profile'"]), ds).spec["poke_dim"] == 16
+    agent = build_agent(tiny("curious", ["options.poke_target='press'"]), ds)
+    assert agent.spec["poke_dim"] == 2
+    press = torch.stack([ds["poke"][i]["press"] for i in range(4)])  # (peak N, depth m)
+    units = torch.stack([press[:, 0].log1p(), press[:, 1]], 1)
+    torch.testing.assert_close(agent.poke_scale.mean, units.mean(0))  # statistics of log(1 + peak), not of peak
+    torch.testing.assert_close(agent.poke_target(press), (units - units.mean(0)) / agent.poke_scale.std)
+    # predictions answer in the data's units: a head that outputs the standard scores gives (N, m) back
+    agent.poke.forward = lambda z: agent.poke_target(press)
+    pred = agent.predict_poke(torch.zeros(4, 16, 16, 3, dtype=torch.uint8))
+    torch.testing.assert_close(pred, press, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="poke_target='log'; expected one of line, profile, press"):
+        build_agent(tiny("curious", ["options.poke_target='log'"]), ds)
 
 
 class _Broken(Dataset):

@@ -62,6 +62,8 @@ def test_poke_items_carry_profile_and_line(data):
     env.close()
     slope, intercept = np.polyfit(seconds, item["force"].numpy().astype(np.float64), 1)  # newtons per second, N
     assert item["line"].numpy() == pytest.approx([slope, intercept], rel=1e-3, abs=1e-2)
+    peak, depth = item["press"].numpy()
+    assert peak == pytest.approx(item["force"].numpy().max(), rel=1e-4) and 0.0 <= depth <= 0.0201
 
 
 def test_identity_triplets(data):

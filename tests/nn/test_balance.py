@@ -95,3 +95,24 @@ def test_recolour_permutes_and_scales_channels_of_the_chosen_share():
         assert sorted(sources) == [0, 1, 2]  # a permutation of the channels
     changed = (recolour(images, 0.5) != images).flatten(1).any(1).double().mean()
     assert 0.2 < changed < 0.8
+
+
+def test_lowres_blurs_the_chosen_share_to_the_drawn_side():
+    import torch.nn.functional as F
+
+    from embodied.agents.curious import lowres
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (16, 64, 64, 3), dtype=torch.uint8)
+    assert torch.equal(lowres(images, 0.0, (12, 32)), images)
+    out = lowres(images, 1.0, (16, 16))  # one side: the result is known exactly
+    x = images.permute(0, 3, 1, 2).float()
+    small = F.interpolate(x, size=(16, 16), mode="bilinear", antialias=True, align_corners=False)
+    want = F.interpolate(small, size=(64, 64), mode="bilinear", align_corners=False).round().clamp(0, 255)
+    assert out.dtype == torch.uint8 and torch.equal(out, want.permute(0, 2, 3, 1).to(torch.uint8))
+    # white noise loses most of its pixel-to-pixel variation at 16 px, keeps its mean
+    assert out.float().diff(dim=2).abs().mean() < 0.3 * images.float().diff(dim=2).abs().mean()
+    assert abs(out.float().mean() - images.float().mean()) < 2.0
+    assert torch.equal(lowres(images[:, :8, :8], 1.0, (16, 16)), images[:, :8, :8])  # no larger than the side
+    changed = (lowres(images, 0.5, (12, 32)) != images).flatten(1).any(1).double().mean()
+    assert 0.2 < changed < 0.8

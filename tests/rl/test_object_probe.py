@@ -147,3 +147,10 @@ def test_probe_cli_refuses_a_missing_checkpoint_in_one_line(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if not line.startswith("pybullet build time")]
     assert len(errors) == 1 and errors[0].startswith("error: --encoders = mine=") and "nope" in errors[0]
+
+
+def test_object_probe_at_twice_the_trunks_size():
+    # the keypoint pathway resizes the view to the trunk's input; crops keep their share of the view
+    result = object_probe({"random": "random"}, n_train=8, n_test=4, goal_steps=2, env_kwargs={"size": 128})
+    for name in ("category", "category_crop", "goal_pointing", "glimpse_pointing", "exemplar_matching"):
+        assert set(result[name]["accuracy"]) >= {"random"}
