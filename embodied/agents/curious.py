@@ -77,6 +77,7 @@ class CuriousAgent(Agent):
         "push_layer": "conv3",
         "patch": 64,  # grasp patch side in pixels (reader option)
         "poke_target": "line",  # "line" (slope, intercept), "profile" (the force curve) or "press" (peak, depth)
+        "poke_patch": 0,  # px: the poke image's square centred at the poked pixel (reader option); 0: the whole image
         "regression": "mse",  # "mse" or "smooth_l1" for push and poke
         "identity_loss": "cosine",  # "cosine", "triplet" or "nt_xent" (the batch as negatives)
         "identity_margin": 0.5,
@@ -102,7 +103,7 @@ class CuriousAgent(Agent):
         readers = {
             "grasp": ("grasp", "GraspPatchDataset", {"patch": o["patch"]}),
             "push": ("push", "PushPairDataset", {}),
-            "poke": ("poke", "PokeDataset", {}),
+            "poke": ("poke", "PokeDataset", {"patch": int(o["poke_patch"]) or None}),
             "identity": ("look", "IdentityDataset", {}),
         }
         unknown = [t for t in o["tasks"] if t not in readers]

@@ -175,6 +175,15 @@ def _nonempty(ds: Dataset, root: str | Path, what: str) -> None:
         raise ValueError(f"dataset {root} has no {what}")
 
 
+def cut_patch(img: np.ndarray, u: int, v: int, side: int) -> np.ndarray:
+    """(H, W, C) image -> (side, side, C) square centred at pixel (u = column, v = row), edges replicated."""
+    h, w = img.shape[:2]
+    half = side // 2
+    rows = np.clip(np.arange(v - half, v - half + side), 0, h - 1)
+    cols = np.clip(np.arange(u - half, u - half + side), 0, w - 1)
+    return np.ascontiguousarray(img[rows][:, cols])
+
+
 class GraspPatchDataset(Dataset):
     """(c) Grasp attempts: a patch centred at the grasp point, the tried angle bin, the outcome.
 
@@ -196,13 +205,8 @@ class GraspPatchDataset(Dataset):
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
         u, v, angle_bin = (int(x) for x in self.steps["action"][n][:3])
         img = self.cache.obs["rgb"][int(self.steps["frame"][n])]
-        h, w = img.shape[:2]
-        half = self.patch // 2
-        rows = np.clip(np.arange(v - half, v - half + self.patch), 0, h - 1)
-        cols = np.clip(np.arange(u - half, u - half + self.patch), 0, w - 1)
-        patch = np.ascontiguousarray(img[rows][:, cols])
         return {
-            "patch": torch.from_numpy(patch),
+            "patch": torch.from_numpy(cut_patch(img, u, v, self.patch)),
             "angle_bin": torch.tensor(angle_bin, dtype=torch.int64),
             "success": torch.tensor(float(self.steps["success"][n]), dtype=torch.float32),
         }
@@ -236,12 +240,18 @@ class PokeDataset(Dataset):
     """(e) Pokes: the image before, the fingertip's normal-force profile, its line fit and how the press ended.
 
     Item: {"rgb": (H, W, 3) uint8, "force": (L,) float32 newtons, "line": (2,) float32 (slope N/s, intercept N),
-    "press": (2,) float32 (peak normal force N, depth pressed below the surface m)}.
+    "press": (2,) float32 (peak normal force N, depth pressed below the surface m)}. With ``patch`` (px), "rgb"
+    is the (patch, patch, 3) square of that image centred at the poked pixel (edges replicated), as grasp
+    patches are: what was poked, not the whole scene.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, patch: int | None = None) -> None:
+        if patch is not None and (isinstance(patch, bool) or not isinstance(patch, int) or patch <= 0):
+            raise ValueError(f"patch={patch!r}; expected a positive number of pixels or None (the whole image)")
+        self.patch = patch
         self.cache = FrameCache(root, keys=("rgb",))
         fields = {
+            "pixel": "actions",
             "force": "infos/force_profile",
             "line": "infos/fit",
             "peak": "infos/peak_force",
@@ -254,8 +264,12 @@ class PokeDataset(Dataset):
         return len(self.steps)
 
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
+        img = np.array(self.cache.obs["rgb"][int(self.steps["frame"][n])])
+        if self.patch is not None:
+            u, v = (int(x) for x in self.steps["pixel"][n][:2])
+            img = cut_patch(img, u, v, self.patch)
         return {
-            "rgb": torch.from_numpy(np.array(self.cache.obs["rgb"][int(self.steps["frame"][n])])),
+            "rgb": torch.from_numpy(img),
             "force": torch.from_numpy(np.asarray(self.steps["force"][n], dtype=np.float32)),
             "line": torch.from_numpy(np.asarray(self.steps["line"][n], dtype=np.float32)),
             "press": torch.tensor([self.steps["peak"][n], self.steps["depth"][n]], dtype=torch.float32),

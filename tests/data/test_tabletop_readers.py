@@ -66,6 +66,25 @@ def test_poke_items_carry_profile_and_line(data):
     assert peak == pytest.approx(item["force"].numpy().max(), rel=1e-4) and 0.0 <= depth <= 0.0201
 
 
+def test_poke_patches_are_centred_on_the_poked_pixel(data):
+    whole, ds = PokeDataset(data / "poke"), PokeDataset(data / "poke", patch=16)
+    with h5py.File(data / "poke" / "shard-00000.h5") as f:
+        u, v = (int(x) for x in f["data/ep_000001/actions"][0])
+    item = ds[1]
+    assert item["rgb"].shape == (16, 16, 3) and item["rgb"].dtype == whole[1]["rgb"].dtype
+    h, w = whole[1]["rgb"].shape[:2]
+    rows, cols = np.clip(np.arange(v - 8, v + 8), 0, h - 1), np.clip(np.arange(u - 8, u + 8), 0, w - 1)
+    np.testing.assert_array_equal(item["rgb"].numpy(), whole[1]["rgb"].numpy()[rows][:, cols])
+    np.testing.assert_array_equal(item["press"].numpy(), whole[1]["press"].numpy())  # only the image is cut
+    from embodied.agents.curious import CuriousAgent
+
+    opened = CuriousAgent.open_datasets([data / "poke"], {"tasks": ["poke"], "poke_patch": 16})["poke"]
+    np.testing.assert_array_equal(opened[1]["rgb"].numpy(), item["rgb"].numpy())  # the learner's option reaches it
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match=f"patch={bad!r}; expected a positive number of pixels"):
+            PokeDataset(data / "poke", patch=bad)
+
+
 def test_identity_triplets(data):
     ds = IdentityDataset(data / "look", seed=3)
     for n in range(len(ds)):
