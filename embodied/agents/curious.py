@@ -103,7 +103,7 @@ class CuriousAgent(Agent):
         readers = {
             "grasp": ("grasp", "GraspPatchDataset", {"patch": o["patch"]}),
             "push": ("push", "PushPairDataset", {}),
-            "poke": ("poke", "PokeDataset", {"patch": int(o["poke_patch"]) or None}),
+            "poke": ("poke", "PokeDataset", {"patch": o["poke_patch"] or None}),
             "identity": ("look", "IdentityDataset", {}),
         }
         unknown = [t for t in o["tasks"] if t not in readers]
